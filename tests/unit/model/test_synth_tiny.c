@@ -49,10 +49,10 @@ static int model_path(const char *name, char *out, size_t n) {
         return 1;
     }
     const char *dir = getenv("INFERD_SYNTH_TINY_DIR");
-    char build[PATH_MAX] = "build";
+    char build[PATH_MAX / 2] = "build";
     if (!dir) {
         /* The binary is $BUILD/tests/unit/model/test_synth_tiny. */
-        char exe[PATH_MAX];
+        char exe[PATH_MAX / 2];
         ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
         if (len > 0) {
             exe[len] = '\0';
