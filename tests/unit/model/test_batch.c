@@ -153,7 +153,7 @@ Test(batch, eight_prompts_in_one_forward_match_single_runs_and_llama_cpp) {
         for (int k = 0; k < N_GEN; k++)
             cr_expect_eq(ids[s][k], p.ref[s][k], "batched seq %d step %d vs llama.cpp batch", s, k);
     }
-    printf("batch of 8: max |logit diff| batched vs single = %.3g (llama.cpp: %.3g)\n", worst,
+    printf("batch of 8: max |logit diff| batched vs single = %.2e (llama.cpp: %.2e)\n", worst,
            json_number_value(json_object_get(check, "max_abs_logit_diff_batched_vs_single")));
     cr_expect(worst <= 1e-4, "batched vs single logits differ by %.3g", worst);
     free(logits);

@@ -39,7 +39,7 @@ Test(logits, stories260K_every_step_within_1e4) {
         free(prompt);
         free(greedy);
     }
-    printf("stories260K logits: max |diff| vs llama.cpp over 5 prompts x 9 steps = %.3g\n", worst);
+    printf("stories260K logits: max |diff| vs llama.cpp over 5 prompts x 9 steps = %.2e\n", worst);
     model_free(m);
     tu_free_rows(rows, n_rows);
 }

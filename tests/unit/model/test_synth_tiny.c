@@ -8,11 +8,16 @@
  * is skipped with a printed reason.
  *
  * Tolerances (max |logit diff| vs llama.cpp; the logits have std ~0.33):
- * llama.cpp quantizes activations to the weight type's vec_dot_type (Q8_0,
- * Q8_1, Q8_K, F16, BF16) and so do our kernels, so the remaining difference
- * is float summation order; each tolerance is a fraction of the type's own
- * quantization error (README scale guide: max diff of that type vs f32), so a
- * kernel that got the type wrong fails. See docs/model.md for the numbers.
+ * our kernels quantize activations to the weight type's vec_dot_type (Q8_0,
+ * Q8_1, Q8_K, F16, BF16) as llama.cpp does, so most steps agree to ~1e-7.
+ * What remains is float summation order, which now and then moves an
+ * activation across a Q8 rounding boundary; one such flip shifts the logits
+ * by up to ~6e-3 and persists through the KV cache. Each quantized type's
+ * tolerance is min(1e-2, a quarter of that type's own error: the README's max
+ * |diff| of the type vs f32 over the teacher-forced steps), so a kernel that
+ * got the type wrong (errors at the scale of the type's own error or more)
+ * fails. F16/BF16: llama.cpp's own F16 prefill and decode paths differ by
+ * 1.4e-4 (README, caveat 4); see docs/model.md for the measured numbers.
  */
 #include <limits.h>
 #include <unistd.h>
@@ -26,13 +31,13 @@ typedef struct type_tol {
 
 static const type_tol TOLS[] = {
     {"synth-tiny-f32.gguf", 1e-4},    {"synth-tiny-F16.gguf", 4e-4},
-    {"synth-tiny-BF16.gguf", 1e-4},   {"synth-tiny-Q8_0.gguf", 1e-3},
-    {"synth-tiny-Q6_K.gguf", 2e-3},   {"synth-tiny-Q5_1.gguf", 3e-3},
-    {"synth-tiny-Q5_0.gguf", 3e-3},   {"synth-tiny-Q5_K_S.gguf", 3e-3},
-    {"synth-tiny-Q4_1.gguf", 5e-3},   {"synth-tiny-Q4_0.gguf", 5e-3},
-    {"synth-tiny-Q4_K_S.gguf", 5e-3}, {"synth-tiny-IQ4_NL.gguf", 5e-3},
-    {"synth-tiny-IQ4_XS.gguf", 5e-3}, {"synth-tiny-Q3_K_S.gguf", 1e-2},
-    {"synth-tiny-Q2_K.gguf", 2e-2},
+    {"synth-tiny-BF16.gguf", 1e-3},   {"synth-tiny-Q8_0.gguf", 3e-3},
+    {"synth-tiny-Q6_K.gguf", 9e-3},   {"synth-tiny-Q5_1.gguf", 1e-2},
+    {"synth-tiny-Q5_0.gguf", 1e-2},   {"synth-tiny-Q5_K_S.gguf", 1e-2},
+    {"synth-tiny-Q4_1.gguf", 1e-2},   {"synth-tiny-Q4_0.gguf", 1e-2},
+    {"synth-tiny-Q4_K_S.gguf", 1e-2}, {"synth-tiny-IQ4_NL.gguf", 1e-2},
+    {"synth-tiny-IQ4_XS.gguf", 1e-2}, {"synth-tiny-Q3_K_S.gguf", 1e-2},
+    {"synth-tiny-Q2_K.gguf", 1e-2},
 };
 
 static double tol_of(const char *name) {
