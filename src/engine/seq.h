@@ -8,6 +8,7 @@
  *             preempted: tokens kept, KV recomputed on admission)
  *   RUNNING   admitted: holds blocks for tokens[0..n_computed) and more
  *   FINISHED  out of every queue, blocks released; freed with its request
+ *             (also the state of a choice not forked yet)
  * Invariant: n_computed <= n_tokens; tokens[n_computed..n_tokens) still need
  * a forward (1 for a decode, more while prefilling); a sequence is sampled
  * when a step computes its last token.
@@ -40,6 +41,7 @@ typedef struct request {
     uint32_t n_seqs;           /* sequences made so far (1, then n after the fork) */
     uint32_t n_live;           /* sequences not finished */
     seq **seqs;                /* owned array (sp.n) of owned sequences */
+    int failed;                /* engine thread: to be finished with an error */
     struct request *next;      /* inbox / active list link */
 } request;
 
