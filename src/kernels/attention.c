@@ -28,7 +28,7 @@ void attn_load_row(const attn_args *a, const void *base, const uint32_t *table, 
 static void attend_group(const attn_args *a, uint32_t t, uint32_t kvh) {
     const uint32_t hd = a->head_dim;
     const uint32_t group = a->n_head / a->n_head_kv;
-    const uint32_t *table = a->tables[a->seq[t]];
+    const uint32_t *table = a->tables[t];
     const uint32_t n_pos = (uint32_t)a->pos[t] + 1;
     const float *q = a->q + (size_t)t * a->q_stride + (size_t)kvh * group * hd;
     float *out = a->out + (size_t)t * a->out_stride + (size_t)kvh * group * hd;
