@@ -153,7 +153,8 @@ static void print_text(buf *b, const char *path, const gguf_file *f, const opts 
         const gguf_tensor *x = gguf_tensor_at(f, i);
         if (x->name.len > nw) nw = (size_t)x->name.len;
     }
-    buf_printf(b, "\ntensors:\n  %5s  %-*s  %-7s  %-24s  %12s  %12s\n", "#", (int)nw, "name", "type",
+    if (gguf_n_tensors(f) == 0) buf_puts(b, "\ntensors: none\n");
+    else buf_printf(b, "\ntensors:\n  %5s  %-*s  %-7s  %-24s  %12s  %12s\n", "#", (int)nw, "name", "type",
                "shape", "bytes", "offset");
     for (uint64_t i = 0; i < gguf_n_tensors(f); i++) {
         const gguf_tensor *x = gguf_tensor_at(f, i);

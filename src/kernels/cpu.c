@@ -6,19 +6,29 @@
 #include "kernels/cpu.h"
 
 #include <cpuid.h>
+#include <emmintrin.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "inferd.h"
 
 static cpu_features features;
 static _Atomic int features_done;
 static _Atomic int level_now = -1;
 
+typedef struct bw_job {
+    const uint8_t *buf;
+    size_t bytes;
+    uint64_t sink[64];
+} bw_job;
+
 static void detect(cpu_features *f);
+static void read_share(void *arg, int ith, int nth);
+static int cmp_double(const void *a, const void *b);
 static uint64_t xgetbv0(void);
 
 const cpu_features *cpu_get_features(void) {
@@ -74,6 +84,48 @@ const char *cpu_level_name(enum cpu_level level) {
     case CPU_AVX512: return "avx512";
     default: return "?";
     }
+}
+
+double cpu_read_bandwidth(threadpool *tp, size_t bytes, int reps) {
+    if (reps < 1) reps = 1;
+    if (reps > 64) reps = 64;
+    bytes &= ~(size_t)4095;
+    bw_job j = {0};
+    uint8_t *buf = aligned_zalloc(bytes, 4096);
+    if (!buf || !bytes) return 0;
+    j.buf = buf;
+    j.bytes = bytes;
+    double t[64];
+    for (int r = 0; r < reps; r++) {
+        double t0 = time_now_s();
+        threadpool_run(tp, read_share, &j);
+        t[r] = time_now_s() - t0;
+    }
+    aligned_free(buf);
+    qsort(t, (size_t)reps, sizeof t[0], cmp_double);
+    return (double)bytes / t[reps / 2];
+}
+
+static void read_share(void *arg, int ith, int nth) {
+    bw_job *j = arg;
+    size_t per = (j->bytes / (size_t)nth) & ~(size_t)255;
+    const uint8_t *p = j->buf + per * (size_t)ith, *end = ith == nth - 1 ? j->buf + j->bytes : p + per;
+    __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+    for (; p + 256 <= end; p += 256) {
+        for (int k = 0; k < 256; k += 64) {
+            a0 = _mm_xor_si128(a0, _mm_load_si128((const __m128i *)(p + k)));
+            a1 = _mm_xor_si128(a1, _mm_load_si128((const __m128i *)(p + k + 16)));
+            a2 = _mm_xor_si128(a2, _mm_load_si128((const __m128i *)(p + k + 32)));
+            a3 = _mm_xor_si128(a3, _mm_load_si128((const __m128i *)(p + k + 48)));
+        }
+    }
+    __m128i a = _mm_xor_si128(_mm_xor_si128(a0, a1), _mm_xor_si128(a2, a3));
+    j->sink[ith & 63] = (uint64_t)_mm_cvtsi128_si64(a); /* keeps the loads */
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }
 
 static void detect(cpu_features *f) {

@@ -13,6 +13,10 @@
 #ifndef KERNELS_CPU_H
 #define KERNELS_CPU_H
 
+#include <stddef.h>
+
+#include "kernels/threadpool.h"
+
 typedef struct cpu_features {
     int avx2, fma, f16c;
     int avx512f, avx512bw, avx512vl, avx512dq, avx512vnni, avx512bf16;
@@ -34,6 +38,12 @@ enum cpu_level cpu_level(void);
 /* Forces the dispatch level (tests). Returns 0, or INFERD_EUNSUPPORTED when
  * this CPU lacks the level. Not thread-safe: call while no kernel runs. */
 int cpu_set_level(enum cpu_level level);
+
+/* Measures the memory read bandwidth: each of tp's workers reads its share
+ * of a fresh buffer of `bytes` (zero-filled first, so pages are resident),
+ * repeated `reps` times; returns the median in bytes per second, or 0 when
+ * the buffer cannot be had. Takes about reps * bytes / bandwidth seconds. */
+double cpu_read_bandwidth(threadpool *tp, size_t bytes, int reps);
 
 /* "scalar", "avx2" or "avx512". */
 const char *cpu_level_name(enum cpu_level level);

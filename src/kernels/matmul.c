@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "kernels/matmul_int.h"
+#include "kernels/quant.h"
 
 #define SCRATCH_ALIGN 64
 #define DEFAULT_CHUNK 16
@@ -31,7 +32,6 @@ typedef struct mm_call {
 
 static void convert_rows(void *arg, int ith, int nth);
 static void compute_chunks(void *arg, int ith, int nth);
-static void convert_act(enum dtype t, const float *x, void *dst, int64_t n);
 
 static mm_kernels tables[CPU_LEVEL_COUNT];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
@@ -66,12 +66,17 @@ int mm_weight_init(mm_weight *w, enum dtype type, int64_t n_in, int64_t n_out, c
                        "matmul: n_in %lld is not a multiple of the %s block size %u", (long long)n_in,
                        info->name, info->block_size);
     if (!data) return err_set(err, err_size, INFERD_EINVAL, "matmul: weight data is NULL");
-    uint64_t rb, ab;
-    enum dtype at = type == DTYPE_F16 ? DTYPE_F16 : DTYPE_F32;
-    if (dtype_row_bytes((uint32_t)type, (uint64_t)n_in, &rb) ||
-        dtype_row_bytes((uint32_t)at, (uint64_t)n_in, &ab))
+    uint64_t rb;
+    if (dtype_row_bytes((uint32_t)type, (uint64_t)n_in, &rb))
         return err_set(err, err_size, INFERD_EINVAL, "matmul: row of %lld %s elements has no size",
                        (long long)n_in, info->name);
+    size_t ab = 0;
+    for (int l = 0; l < CPU_LEVEL_COUNT; l++) {
+        const mm_kernels *k = mm_kernels_get((enum cpu_level)l);
+        size_t b = k->act_bytes[type](type, n_in);
+        if (b > ab) ab = b;
+    }
+    enum dtype at = quant_vec_dot_type(type);
     w->type = type;
     w->n_in = n_in;
     w->n_out = n_out;
@@ -106,10 +111,13 @@ void mm_forward(threadpool *tp, const mm_weight *w, const float *x, int64_t n_ro
     c.y = y;
     c.xq = (uint8_t *)(((uintptr_t)scratch + SCRATCH_ALIGN - 1) & ~(uintptr_t)(SCRATCH_ALIGN - 1));
     c.xq_stride = (w->act_row_bytes + SCRATCH_ALIGN - 1) & ~(size_t)(SCRATCH_ALIGN - 1);
-    c.chunk = c.k->chunk[w->type] > 0 ? c.k->chunk[w->type] : DEFAULT_CHUNK;
     int nth = threadpool_n_threads(tp);
-    /* Keep at least a few chunks per worker so the counter can balance load. */
-    while (c.chunk > 4 && (w->n_out + c.chunk - 1) / c.chunk < 4 * nth) c.chunk /= 2;
+    if (c.k->chunk[w->type] > 0) c.chunk = c.k->chunk[w->type]; /* the kernel's tile width */
+    else {
+        /* Keep a few chunks per worker so the counter can balance load. */
+        c.chunk = DEFAULT_CHUNK;
+        while (c.chunk > 4 && (w->n_out + c.chunk - 1) / c.chunk < 4 * nth) c.chunk /= 2;
+    }
     c.n_chunks = (w->n_out + c.chunk - 1) / c.chunk;
     atomic_store(&c.next, 0);
 
@@ -122,8 +130,9 @@ static void convert_rows(void *arg, int ith, int nth) {
     mm_call *c = arg;
     int64_t per = (c->n_rows + nth - 1) / nth;
     int64_t r0 = per * ith, r1 = r0 + per < c->n_rows ? r0 + per : c->n_rows;
+    mm_act_fn act = c->k->act[c->w->type];
     for (int64_t r = r0; r < r1; r++)
-        convert_act(c->w->act_type, c->x + r * c->w->n_in, c->xq + (size_t)r * c->xq_stride, c->w->n_in);
+        act(c->w->type, c->x + r * c->w->n_in, c->xq + (size_t)r * c->xq_stride, c->w->n_in);
 }
 
 static void compute_chunks(void *arg, int ith, int nth) {
@@ -137,9 +146,4 @@ static void compute_chunks(void *arg, int ith, int nth) {
         int64_t o0 = i * c->chunk, o1 = o0 + c->chunk < c->w->n_out ? o0 + c->chunk : c->w->n_out;
         fn(c->w, c->xq, c->xq_stride, c->n_rows, c->y, c->w->n_out, o0, o1);
     }
-}
-
-static void convert_act(enum dtype t, const float *x, void *dst, int64_t n) {
-    if (t == DTYPE_F32) memcpy(dst, x, (size_t)n * sizeof *x);
-    else mm_f32_to_f16_row(x, dst, n);
 }

@@ -19,9 +19,16 @@
 #include "base/dtype.h"
 #include "kernels/threadpool.h"
 
-/* How the weight bytes are laid out. PLAIN is the GGUF layout; the others are
- * SIMD-friendly permutations of the same bytes made by mm_weight_init. */
-enum mm_layout { MM_LAYOUT_PLAIN = 0, MM_LAYOUT_REPACKED = 1 };
+/* How the weight bytes are laid out. PLAIN is the GGUF layout. X16 (Q4_0,
+ * Q8_0; made by mm_weight_repack) is a permutation of the same bytes: rows in
+ * groups of 16, and per group and block position one record of the 16 rows'
+ * fp16 scales followed by their quants interleaved 4 bytes at a time (Q8_0
+ * quants stored offset by 128, as unsigned), so that one 64-byte vector holds
+ * the same 4 elements of 16 rows:
+ *   Q4_0 record (288 B): d[16] fp16 | 4 x (16 rows x qs dword m)       m = 0..3
+ *   Q8_0 record (544 B): d[16] fp16 | 8 x (16 rows x (qs dword m ^ 0x80808080))
+ * Row group g starts at byte 16*g*row_bytes; n_out must be a multiple of 16. */
+enum mm_layout { MM_LAYOUT_PLAIN = 0, MM_LAYOUT_X16 = 1 };
 
 typedef struct mm_weight {
     enum dtype type;
@@ -29,7 +36,7 @@ typedef struct mm_weight {
     const void *data;        /* (n_out, row_bytes) in type; borrowed, outlives the weight */
     size_t row_bytes;        /* bytes of one row of n_in elements */
     enum dtype act_type;     /* format x is converted to (quant_vec_dot_type(type)) */
-    size_t act_row_bytes;    /* bytes of one converted activation row */
+    size_t act_row_bytes;    /* bytes of one converted activation row (largest over levels) */
     enum mm_layout layout;   /* layout of data */
 } mm_weight;
 
@@ -40,6 +47,22 @@ typedef struct mm_weight {
  * err says which. May later repack data for SIMD (see mm_layout). */
 int mm_weight_init(mm_weight *w, enum dtype type, int64_t n_in, int64_t n_out, const void *data,
                    char *err, size_t err_size);
+
+/* Permutes w's bytes in place into the type's SIMD layout (see mm_layout),
+ * for faster mm_forward. The pages under w->data are replaced by private
+ * anonymous ones holding the permuted bytes (same size: resident memory does
+ * not grow; bytes of the same pages outside the tensor are copied unchanged),
+ * so data may be a read-only file mapping. Afterwards nothing but mm_forward
+ * and mm_weight_get_row may read the data: do not repack a tensor that is
+ * also read directly (a tied token_embd). Returns 0 (also when the type or
+ * shape has no repacked layout: then nothing changes), or INFERD_ENOMEM /
+ * INFERD_EIO when the pages cannot be replaced (data unchanged). Call before
+ * any mm_forward on w, from one thread. */
+int mm_weight_repack(mm_weight *w, char *err, size_t err_size);
+
+/* Writes row o (n_in elements) of the weight, dequantized, to out; works in
+ * every layout. */
+void mm_weight_get_row(const mm_weight *w, int64_t o, float *out);
 
 /* Releases what mm_weight_init made (nothing yet for PLAIN). Accepts NULL and
  * a zeroed weight; the weight reads as zeroed afterwards. */

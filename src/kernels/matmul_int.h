@@ -16,8 +16,16 @@
 typedef void (*mm_gemm_fn)(const mm_weight *w, const void *xq, size_t xq_stride, int64_t n_rows,
                            float *y, int64_t ldy, int64_t o0, int64_t o1);
 
+/* Converts one activation row of n_in floats into the format the level's
+ * gemm for weight type `type` reads (the reference: quant_vec_dot_type). */
+typedef void (*mm_act_fn)(enum dtype type, const float *x, void *dst, int64_t n_in);
+/* Bytes of one converted row (0: the type is not handled). */
+typedef size_t (*mm_act_bytes_fn)(enum dtype type, int64_t n_in);
+
 typedef struct mm_kernels {
     mm_gemm_fn gemm[DTYPE_COUNT];
+    mm_act_fn act[DTYPE_COUNT];
+    mm_act_bytes_fn act_bytes[DTYPE_COUNT];
     /* Output columns per work chunk a kernel prefers (0: the default). */
     int64_t chunk[DTYPE_COUNT];
 } mm_kernels;
@@ -27,8 +35,15 @@ void mm_kernels_fill_scalar(mm_kernels *k);
 void mm_kernels_fill_avx2(mm_kernels *k);
 void mm_kernels_fill_avx512(mm_kernels *k);
 
-/* f32 -> IEEE half, round to nearest even (activations of F16 weights). */
-void mm_f32_to_f16_row(const float *x, void *dst, int64_t n);
+/* Copies the plain (GGUF-layout) bytes of elements [k0, k0+n) of row o into
+ * dst, whatever w's layout; k0 and n are multiples of the block size. */
+void mm_weight_get_bytes(const mm_weight *w, int64_t o, int64_t k0, int64_t n, void *dst);
+
+/* 1 if w's type and shape have the X16 layout (Q4_0, Q8_0; n_out % 16 == 0). */
+int mm_x16_supported(const mm_weight *w);
+/* Packs blocks [b0, b0+n_blocks) of rows [o, o+16) of a PLAIN weight into
+ * n_blocks X16 records at dst (rows at or past n_out read as zero). */
+void mm_x16_pack(const mm_weight *w, int64_t o, int64_t b0, int64_t n_blocks, uint8_t *dst);
 
 /* The table for a level (built once). */
 const mm_kernels *mm_kernels_get(enum cpu_level level);

@@ -5,6 +5,7 @@
  * it to reach n_threads-1). Each side spins for spin_ns before sleeping; the
  * sleeper announces itself in a counter that the other side checks after its
  * own store, both sequentially consistent, so a wake-up is never lost.
+ * Past a short pure spin the waiter yields its core while spinning on.
  */
 #include "kernels/threadpool.h"
 
@@ -23,6 +24,7 @@
 #include "base/util.h"
 
 #define DEFAULT_SPIN_NS 200000 /* about one small matrix product */
+#define YIELD_AFTER_NS 20000
 
 struct worker {
     threadpool *tp;
@@ -48,6 +50,7 @@ static void *worker_main(void *p);
 static void futex_wait(_Atomic uint32_t *addr, uint32_t val);
 static void futex_wake(_Atomic uint32_t *addr, int n);
 static void cpu_relax(void);
+static int spin_step(const threadpool *tp, uint32_t i, uint64_t *t0);
 
 threadpool *threadpool_new(int n_threads) {
     if (n_threads <= 0) n_threads = cpu_physical_cores();
@@ -103,11 +106,7 @@ void threadpool_run(threadpool *tp, threadpool_fn fn, void *arg) {
 
     uint64_t t0 = 0;
     for (uint32_t i = 0; atomic_load_explicit(&tp->n_done, memory_order_acquire) != want; i++) {
-        cpu_relax();
-        if ((i & 255) != 255) continue;
-        uint64_t now = time_now_ns();
-        if (!t0) t0 = now;
-        if (now - t0 < tp->spin_ns) continue;
+        if (spin_step(tp, i, &t0)) continue;
         atomic_store(&tp->caller_sleeping, 1);
         uint32_t d;
         while ((d = atomic_load(&tp->n_done)) != want) futex_wait(&tp->n_done, d);
@@ -160,11 +159,7 @@ static void *worker_main(void *p) {
         uint32_t g;
         uint64_t t0 = 0;
         for (uint32_t i = 0; (g = atomic_load_explicit(&tp->gen, memory_order_acquire)) == seen; i++) {
-            cpu_relax();
-            if ((i & 255) != 255) continue;
-            uint64_t now = time_now_ns();
-            if (!t0) t0 = now;
-            if (now - t0 < tp->spin_ns) continue;
+            if (spin_step(tp, i, &t0)) continue;
             atomic_fetch_add(&tp->n_sleeping, 1);
             while ((g = atomic_load(&tp->gen)) == seen) futex_wait(&tp->gen, seen);
             atomic_fetch_sub(&tp->n_sleeping, 1);
@@ -177,6 +172,20 @@ static void *worker_main(void *p) {
         if (atomic_load(&tp->caller_sleeping)) futex_wake(&tp->n_done, 1);
     }
     return NULL;
+}
+
+/* One step of a wait: pause; every 256 steps check the clock, and past
+ * YIELD_AFTER_NS yield the core (when the machine has more runnable threads
+ * than cores, the thread we wait for may need ours). Returns 1 to keep
+ * spinning, 0 when spin_ns is over and the caller should sleep. */
+static int spin_step(const threadpool *tp, uint32_t i, uint64_t *t0) {
+    cpu_relax();
+    if ((i & 255) != 255) return 1;
+    uint64_t now = time_now_ns();
+    if (!*t0) *t0 = now;
+    if (now - *t0 >= tp->spin_ns) return 0;
+    if (now - *t0 >= YIELD_AFTER_NS) sched_yield();
+    return 1;
 }
 
 static void futex_wait(_Atomic uint32_t *addr, uint32_t val) {
