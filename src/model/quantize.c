@@ -112,6 +112,12 @@ int quantize_file(const char *in_path, const char *out_path, const quantize_para
         }
     }
 
+    if (params->verbose && st.n_fallback > 0)
+        fprintf(stderr,
+                "quantize: %d tensor(s) take a fallback type: their rows are not a multiple "
+                "of the chosen type's block\n",
+                st.n_fallback);
+
     w = gguf_writer_new();
     tp = threadpool_new(params->n_threads);
     if (!w || !tp) {
