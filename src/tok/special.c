@@ -14,8 +14,8 @@
 #include "base/error.h"
 #include "tok/tok_int.h"
 
-/* Inputs at least this long get a word cache (its table costs ~0.5 MB). */
-#define CACHE_MIN_BYTES 4096
+/* Inputs at least this long get a word cache (short ones gain nothing). */
+#define CACHE_MIN_BYTES 1024
 
 typedef struct frag {
     int32_t token; /* -1: raw text [off, off + len) */
