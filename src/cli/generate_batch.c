@@ -4,7 +4,7 @@
  * batches them continuously), and write one OpenAI completion object per
  * input line, in input order, as each becomes complete.
  *
- * Input line: {"prompt": "...", "max_tokens": N, "temperature": T,
+ * Input line: {"prompt": "..." or [token ids], "max_tokens": N, "temperature": T,
  * "top_p": P, "top_k": K, "min_p": M, "n": C, "seed": S, "stop": "..." or
  * [...], "ignore_eos": bool, "presence_penalty", "frequency_penalty",
  * "repetition_penalty"}; only prompt is required; unknown fields are errors.
@@ -31,7 +31,7 @@
 
 typedef struct bline {
     size_t lineno;        /* 1-based line of the input file */
-    char *prompt;
+    char *prompt;         /* text, or NULL when the line gave token ids */
     int32_t *ids;
     size_t n_ids;
     inferd_sampling_params sp;
@@ -40,6 +40,7 @@ typedef struct bline {
     inferd_request_id id;
     buf *text;            /* (sp.n) */
     enum inferd_finish_reason *reason; /* (sp.n) */
+    uint32_t *n_gen0;     /* (sp.n) tokens seen per choice */
     uint32_t completion_tokens, n_finished;
 } bline;
 
@@ -117,7 +118,7 @@ int generate_batch_run(const inferd_engine_params *ep, const char *in_path, cons
     uint64_t prompt_tokens = 0, choices = 0;
     for (size_t i = 0; i < b.n; i++) {
         bline *l = &b.lines[i];
-        if (inferd_tokenize(e, l->prompt, strlen(l->prompt), 1, 0, &l->ids, &l->n_ids)) {
+        if (!l->ids && inferd_tokenize(e, l->prompt, strlen(l->prompt), 1, 0, &l->ids, &l->n_ids)) {
             fprintf(stderr, "generate: %s:%zu: cannot tokenize the prompt\n", in_path, l->lineno);
             goto done;
         }
@@ -139,6 +140,10 @@ int generate_batch_run(const inferd_engine_params *ep, const char *in_path, cons
     const char *model = engine_model_name(e);
     double last_bar = 0;
     int failed = 0;
+    /* The decode window: from the moment every choice has its first token
+     * until the first choice finishes, all of them decode together. */
+    uint64_t started = 0, gen_at_start = 0, gen_at_end = 0;
+    double t_all_started = 0, t_first_finish = 0;
     inferd_event ev[64];
     while (next_out < b.n) {
         size_t got = inferd_engine_poll(e, ev, 64);
@@ -146,8 +151,18 @@ int generate_batch_run(const inferd_engine_params *ep, const char *in_path, cons
             bline *l = ev[i].user;
             uint32_t c = ev[i].choice;
             buf_append(&l->text[c], ev[i].text, ev[i].text_len);
-            if (ev[i].type == INFERD_EVENT_TOKEN && ev[i].token >= 0) generated++;
+            if (ev[i].type == INFERD_EVENT_TOKEN && ev[i].token >= 0) {
+                generated++;
+                if (l->n_gen0[c]++ == 0 && ++started == choices) {
+                    t_all_started = time_now_s();
+                    gen_at_start = generated;
+                }
+            }
             if (ev[i].type == INFERD_EVENT_FINISH) {
+                if (t_first_finish == 0) {
+                    t_first_finish = time_now_s();
+                    gen_at_end = generated;
+                }
                 l->reason[c] = ev[i].finish_reason;
                 l->completion_tokens += ev[i].completion_tokens;
                 if (ev[i].finish_reason == INFERD_FINISH_ERROR) failed = 1;
@@ -183,6 +198,13 @@ int generate_batch_run(const inferd_engine_params *ep, const char *in_path, cons
             "%.2f s, %.1f generated tokens/s\n",
             b.n, (unsigned long long)choices, (unsigned long long)prompt_tokens,
             (unsigned long long)generated, secs, secs > 0 ? (double)generated / secs : 0.0);
+    if (t_all_started > 0 && t_first_finish > t_all_started && gen_at_end > gen_at_start)
+        fprintf(stderr,
+                "generate: decode with all %llu choices running: %.1f generated tokens/s "
+                "(%llu tokens in %.2f s)\n",
+                (unsigned long long)choices,
+                (double)(gen_at_end - gen_at_start) / (t_first_finish - t_all_started),
+                (unsigned long long)(gen_at_end - gen_at_start), t_first_finish - t_all_started);
     if (failed) {
         fprintf(stderr, "generate: some requests failed (finish_reason \"error\")\n");
         goto done;
@@ -256,8 +278,29 @@ static int parse_line(const char *text, size_t lineno, const batch_defaults *def
     json_t *v;
     double d;
     json_t *jp = json_object_get(j, "prompt");
-    if (!json_is_string(jp)) {
-        fail(out, "\"prompt\" (a string) is required");
+    if (json_is_array(jp)) {
+        /* Token ids, as OpenAI's completions API allows. */
+        size_t n = json_array_size(jp);
+        if (n == 0 || n > (1u << 24)) {
+            fail(out, "\"prompt\" has %zu token ids (1..%u allowed)", n, 1u << 24);
+            goto done;
+        }
+        if (!(out->ids = malloc(n * sizeof *out->ids))) {
+            fail(out, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < n; i++) {
+            json_t *t = json_array_get(jp, i);
+            if (!json_is_integer(t) || json_integer_value(t) < 0 ||
+                json_integer_value(t) > INT32_MAX) {
+                fail(out, "\"prompt\"[%zu] is not a token id", i);
+                goto done;
+            }
+            out->ids[i] = (int32_t)json_integer_value(t);
+        }
+        out->n_ids = n;
+    } else if (!json_is_string(jp)) {
+        fail(out, "\"prompt\" (a string or an array of token ids) is required");
         goto done;
     }
     json_object_foreach(j, key, v) {
@@ -330,7 +373,7 @@ static int parse_line(const char *text, size_t lineno, const batch_defaults *def
             goto done;
         }
     }
-    if (!(out->prompt = strdup(json_string_value(jp)))) {
+    if (!out->ids && !(out->prompt = strdup(json_string_value(jp)))) {
         fail(out, "out of memory");
         goto done;
     }
@@ -339,7 +382,8 @@ static int parse_line(const char *text, size_t lineno, const batch_defaults *def
     out->sp = sp;
     out->text = calloc(sp.n, sizeof *out->text);
     out->reason = calloc(sp.n, sizeof *out->reason);
-    if (!out->text || !out->reason) {
+    out->n_gen0 = calloc(sp.n, sizeof *out->n_gen0);
+    if (!out->text || !out->reason || !out->n_gen0) {
         fail(out, "out of memory");
         goto done;
     }
@@ -358,6 +402,7 @@ static void bline_free(bline *l) {
         for (uint32_t c = 0; c < l->sp.n; c++) buf_free(&l->text[c]);
     free(l->text);
     free(l->reason);
+    free(l->n_gen0);
     memset(l, 0, sizeof *l);
 }
 
