@@ -241,4 +241,5 @@ void mm_kernels_fill_avx512(mm_kernels *k) {
     k->gemm[DTYPE_F16] = gemm_f16;
     k->act[DTYPE_F16] = act_f32;
     k->act_bytes[DTYPE_F16] = act_bytes_f32;
+    mm_kernels_fill_k_avx512(k);
 }
