@@ -46,6 +46,8 @@ struct gguf_writer {
     uint64_t n_kv, cap_kv;
     wtensor *t;
     uint64_t n_t, cap_t;
+    uint32_t *kv_index, *t_index; /* owned hash tables of index + 1 (0 = empty) */
+    uint64_t kv_index_cap, t_index_cap;
     char err[512];
     /* streaming state */
     FILE *out;
@@ -57,6 +59,9 @@ static int fail(gguf_writer *w, int code, const char *fmt, ...) __attribute__((f
 static int set_raw(gguf_writer *w, const char *key, uint32_t type, const void *raw, uint64_t n);
 static int set_scalar(gguf_writer *w, const char *key, uint32_t type, const void *v, size_t n);
 static int64_t find_kv(const gguf_writer *w, const char *key, uint64_t len);
+static int64_t find_name(const gguf_writer *w, int tensors, const char *s, uint64_t n);
+static int index_add(gguf_writer *w, int tensors, uint64_t i);
+static int index_rebuild(gguf_writer *w, int tensors, uint64_t cap);
 static int write_bytes(gguf_writer *w, const void *p, uint64_t n);
 static int write_zeros(gguf_writer *w, uint64_t n);
 static int resolve_alignment(gguf_writer *w);
@@ -80,6 +85,8 @@ void gguf_writer_free(gguf_writer *w) {
     }
     free(w->kv);
     free(w->t);
+    free(w->kv_index);
+    free(w->t_index);
     free(w);
 }
 
@@ -237,6 +244,7 @@ int gguf_writer_remove(gguf_writer *w, const char *key) {
     free(w->kv[i].raw);
     memmove(&w->kv[i], &w->kv[i + 1], (size_t)(w->n_kv - (uint64_t)i - 1) * sizeof *w->kv);
     w->n_kv--;
+    if (index_rebuild(w, 0, w->kv_index_cap)) return fail(w, INFERD_ENOMEM, "gguf: out of memory");
     return 0;
 }
 
@@ -255,9 +263,8 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, enum dtype type, ui
                     n_dims, GGUF_MAX_DIMS);
     const dtype_info *di = dtype_get(type);
     if (!di) return fail(w, INFERD_EINVAL, "gguf: tensor '%s': unknown type %d", name, (int)type);
-    for (uint64_t i = 0; i < w->n_t; i++)
-        if (w->t[i].name_len == len && !memcmp(w->t[i].name, name, len))
-            return fail(w, INFERD_EINVAL, "gguf: duplicate tensor '%s'", name);
+    if (find_name(w, 1, name, len) >= 0)
+        return fail(w, INFERD_EINVAL, "gguf: duplicate tensor '%s'", name);
     wtensor t = {.name_len = len, .n_dims = n_dims, .type = type, .data = data, .size = size};
     memcpy(t.name, name, len + 1);
     uint64_t n_el = 1, bytes = 0;
@@ -288,7 +295,9 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, enum dtype type, ui
         w->t = nt;
         w->cap_t = cap;
     }
-    w->t[w->n_t++] = t;
+    w->t[w->n_t] = t;
+    if (index_add(w, 1, w->n_t)) return fail(w, INFERD_ENOMEM, "gguf: out of memory");
+    w->n_t++;
     return 0;
 }
 
@@ -456,9 +465,72 @@ static int copy_err(gguf_writer *w, int rc, char *err, size_t err_size) {
 }
 
 static int64_t find_kv(const gguf_writer *w, const char *key, uint64_t len) {
-    for (uint64_t i = 0; i < w->n_kv; i++)
-        if (w->kv[i].key_len == len && !memcmp(w->kv[i].key, key, (size_t)len)) return (int64_t)i;
-    return -1;
+    return find_name(w, 0, key, len);
+}
+
+/* Name lookups go through hash tables so that copying a file with many keys
+ * or tensors stays linear. */
+static uint64_t name_hash(const char *s, uint64_t n) {
+    return hash_combine(hash_bytes(s, (size_t)n, HASH_SEED), n);
+}
+
+static int name_at(const gguf_writer *w, int tensors, uint64_t i, const char *s, uint64_t n) {
+    if (tensors) return w->t[i].name_len == n && !memcmp(w->t[i].name, s, (size_t)n);
+    return w->kv[i].key_len == n && !memcmp(w->kv[i].key, s, (size_t)n);
+}
+
+static int64_t find_name(const gguf_writer *w, int tensors, const char *s, uint64_t n) {
+    const uint32_t *slots = tensors ? w->t_index : w->kv_index;
+    uint64_t cap = tensors ? w->t_index_cap : w->kv_index_cap;
+    if (!slots) return -1;
+    for (uint64_t h = name_hash(s, n) & (cap - 1);; h = (h + 1) & (cap - 1)) {
+        if (!slots[h]) return -1;
+        if (name_at(w, tensors, slots[h] - 1, s, n)) return (int64_t)slots[h] - 1;
+    }
+}
+
+/* Rebuilds a table with cap slots (a power of two > 2 * entries). */
+static int index_rebuild(gguf_writer *w, int tensors, uint64_t cap) {
+    uint64_t count = tensors ? w->n_t : w->n_kv;
+    if (cap < 64) cap = 64;
+    while (cap < 2 * (count + 1)) cap <<= 1;
+    uint32_t *slots = calloc((size_t)cap, sizeof *slots);
+    if (!slots) return INFERD_ENOMEM;
+    for (uint64_t i = 0; i < count; i++) {
+        const char *s = tensors ? w->t[i].name : w->kv[i].key;
+        uint64_t n = tensors ? w->t[i].name_len : w->kv[i].key_len;
+        uint64_t h = name_hash(s, n) & (cap - 1);
+        while (slots[h]) h = (h + 1) & (cap - 1);
+        slots[h] = (uint32_t)(i + 1);
+    }
+    if (tensors) {
+        free(w->t_index);
+        w->t_index = slots;
+        w->t_index_cap = cap;
+    } else {
+        free(w->kv_index);
+        w->kv_index = slots;
+        w->kv_index_cap = cap;
+    }
+    return 0;
+}
+
+/* Adds entry i (already stored, not yet counted) to its table. */
+static int index_add(gguf_writer *w, int tensors, uint64_t i) {
+    uint64_t cap = tensors ? w->t_index_cap : w->kv_index_cap;
+    if (2 * (i + 2) > cap) {
+        if (tensors) w->n_t = i + 1; else w->n_kv = i + 1;
+        int rc = index_rebuild(w, tensors, cap * 2);
+        if (tensors) w->n_t = i; else w->n_kv = i;
+        return rc;
+    }
+    uint32_t *slots = tensors ? w->t_index : w->kv_index;
+    const char *s = tensors ? w->t[i].name : w->kv[i].key;
+    uint64_t n = tensors ? w->t[i].name_len : w->kv[i].key_len;
+    uint64_t h = name_hash(s, n) & (cap - 1);
+    while (slots[h]) h = (h + 1) & (cap - 1);
+    slots[h] = (uint32_t)(i + 1);
+    return 0;
 }
 
 static int set_scalar(gguf_writer *w, const char *key, uint32_t type, const void *v, size_t n) {
@@ -499,7 +571,13 @@ static int set_raw(gguf_writer *w, const char *key, uint32_t type, const void *r
         free(copy);
         return fail(w, INFERD_ENOMEM, "gguf: out of memory");
     }
-    w->kv[w->n_kv++] = (wkv){k, klen, type, copy, n};
+    w->kv[w->n_kv] = (wkv){k, klen, type, copy, n};
+    if (index_add(w, 0, w->n_kv)) {
+        free(k);
+        free(copy);
+        return fail(w, INFERD_ENOMEM, "gguf: out of memory");
+    }
+    w->n_kv++;
     return 0;
 }
 

@@ -345,3 +345,43 @@ Test(gguf_write, tensor_errors) {
     gguf_writer_free(w);
     gguf_writer_free(NULL);
 }
+
+/* Many keys and tensors: lookups stay hashed (this would take minutes if
+ * they were linear scans), replacing and removing keep the order. */
+Test(gguf_write, many_keys_and_tensors) {
+    enum { N = 100000 };
+    char out[600], err[512], name[32];
+    snprintf(out, sizeof out, "%s/many.gguf", tmpdir);
+    gguf_writer *w = gguf_writer_new();
+    for (uint32_t i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "k.%u", i);
+        cr_assert_eq(gguf_writer_set_u32(w, name, i), 0);
+    }
+    for (uint32_t i = 0; i < N; i += 1000) {
+        snprintf(name, sizeof name, "k.%u", i);
+        cr_assert_eq(gguf_writer_set_u32(w, name, i + 1), 0);
+    }
+    cr_assert_eq(gguf_writer_remove(w, "k.5"), 0);
+    cr_assert_eq(gguf_writer_set_u32(w, "k.6", 66), 0);
+    cr_assert_eq(gguf_writer_n_kv(w), N - 1);
+    uint64_t ne[1] = {0};
+    for (uint32_t i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "t.%u", i);
+        cr_assert_eq(gguf_writer_add_tensor(w, name, DTYPE_F32, 1, ne, NULL, 0), 0);
+    }
+    cr_expect_eq(gguf_writer_add_tensor(w, "t.77", DTYPE_F32, 1, ne, NULL, 0), INFERD_EINVAL);
+    cr_assert_eq(gguf_writer_write(w, out, err, sizeof err), 0, "%s", err);
+    gguf_writer_free(w);
+    gguf_file *f = open_ok(out);
+    cr_expect_eq(gguf_n_kv(f), N - 1);
+    cr_expect_eq(gguf_n_tensors(f), N);
+    uint32_t v = 0;
+    cr_expect_eq(gguf_get_u32(f, "k.2000", &v), 0);
+    cr_expect_eq(v, 2001);
+    cr_expect_eq(gguf_get_u32(f, "k.6", &v), 0);
+    cr_expect_eq(v, 66);
+    cr_expect(gguf_str_eq(gguf_kv_key(f, 5), "k.6"), "k.5 removed, k.6 moved up in place");
+    cr_expect_eq(gguf_find_key(f, "k.5"), -1);
+    cr_expect_not_null(gguf_find_tensor(f, "t.99999"));
+    gguf_close(f);
+}
