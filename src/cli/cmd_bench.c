@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "base/buf.h"
 #include "base/dtype.h"
@@ -46,6 +47,7 @@ static void usage(FILE *f);
 static int parse_int(const char *s, const char *flag, long lo, long hi, long *out);
 static stats stats_of(const double *v, int n);
 static int cmp_double(const void *a, const void *b);
+static double cpu_seconds(void);
 static int bench_matmul(const opts *o);
 static int bench_model(const opts *o);
 static double peak_rss_bytes(void);
@@ -135,6 +137,12 @@ static stats stats_of(const double *v, int n) {
     return r;
 }
 
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -186,17 +194,23 @@ static int bench_matmul(const opts *o) {
     }
     scratch = malloc(mm_scratch_bytes(&w[0], p));
     if (!scratch) goto done;
-    double gemv[MAX_REPS], gemm[MAX_REPS];
+    /* Wall-clock rates, and with one thread also rates per CPU second
+     * (steadier on a machine shared with other work). */
+    double gemv[MAX_REPS], gemm[MAX_REPS], gemv_cpu[MAX_REPS], gemm_cpu[MAX_REPS];
     for (int r = 0; r < o->reps; r++) {
         int calls = 4 * n_mats;
-        double t0 = time_now_s();
+        double t0 = time_now_s(), c0 = cpu_seconds();
         for (int k = 0; k < calls; k++) mm_forward(tp, &w[k % n_mats], x, 1, y, scratch);
         gemv[r] = (double)mat_bytes * calls / (time_now_s() - t0) / 1e9;
+        gemv_cpu[r] = (double)mat_bytes * calls / (cpu_seconds() - c0) / 1e9;
         t0 = time_now_s();
+        c0 = cpu_seconds();
         mm_forward(tp, &w[r % n_mats], x, p, y, scratch);
         gemm[r] = 2.0 * (double)o->n_in * (double)o->n_out * (double)p / (time_now_s() - t0) / 1e9;
+        gemm_cpu[r] = 2.0 * (double)o->n_in * (double)o->n_out * (double)p / (cpu_seconds() - c0) / 1e9;
     }
     stats sv = stats_of(gemv, o->reps), sm = stats_of(gemm, o->reps);
+    stats svc = stats_of(gemv_cpu, o->reps), smc = stats_of(gemm_cpu, o->reps);
     if (o->json)
         printf("{\"type\":\"%s\",\"n_in\":%lld,\"n_out\":%lld,\"rows\":%lld,\"threads\":%d,\"level\":\"%s\","
                "\"layout\":\"%s\",\"gemv_gb_per_s\":%.2f,\"gemm_gop_per_s\":%.2f}\n",
@@ -208,6 +222,8 @@ static int bench_matmul(const opts *o) {
                dtype_get(t)->name, (long long)o->n_out, (long long)o->n_in, o->n_threads,
                cpu_level_name(cpu_level()), w[0].layout == MM_LAYOUT_X16 ? "x16" : "plain", sv.median, sv.min,
                sv.max, (long long)p, sm.median, sm.min, sm.max);
+    if (!o->json && o->n_threads == 1)
+        printf("  per CPU second: GEMV %.2f GB/s, GEMM %.1f GOP/s\n", svc.median, smc.median);
     rc = 0;
 done:
     if (w)
