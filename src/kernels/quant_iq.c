@@ -16,7 +16,9 @@
 const int8_t quant_kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                         1,    13,   25,  38,  53,  69,  89,  113};
 
-static inline float h2f(uint16_t h) { return fp16_to_f32(h); }
+static inline float h2f(uint16_t h) {
+    return fp16_to_f32(h);
+}
 
 /* Index of the level nearest x in the sorted table val[n] (ties go up). */
 static int best_index_int8(int n, const int8_t *val, float x) {
@@ -38,8 +40,8 @@ static int best_index_int8(int n, const int8_t *val, float x) {
  * extreme; ntry = -1 (the reference quantizer) takes max / values[0] and the
  * least-squares refit only. With one sub-block (IQ4_NL) the scale goes to
  * *dh directly; with several (IQ4_XS) they are quantized to 6 bits. */
-static void iq4_impl(int super_size, const float *x, uint16_t *dh, uint8_t *q4,
-                     uint16_t *scales_h, uint8_t *scales_l, int ntry) {
+static void iq4_impl(int super_size, const float *x, uint16_t *dh, uint8_t *q4, uint16_t *scales_h,
+                     uint8_t *scales_l, int ntry) {
     const int8_t *values = quant_kvalues_iq4nl;
     const int block_size = 32;
     float scales[QK_K / 32], weight[32];

@@ -133,8 +133,10 @@ static int hash_grow(tokenizer *t, size_t want) {
 }
 
 static inline size_t pair_slot(uint32_t a, uint32_t b, size_t mask) {
-    uint64_t h = ((uint64_t)a << 32 | b) * 0x9e3779b97f4a7c15ULL;
-    return (size_t)(h >> 20) & mask;
+    uint64_t h = ((uint64_t)a << 32 | b) * 0x9e3779b97f4a7c15ULL; /* splitmix64's finalizer mixes all bits */
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+    return (size_t)(h ^ (h >> 31)) & mask;
 }
 
 /* Inserts (a, b) -> (rank, result) unless (a, b) is present (the first, lowest

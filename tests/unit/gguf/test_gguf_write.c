@@ -171,18 +171,22 @@ Test(gguf_write, every_type_reads_back) {
 
 /* A nested array built by hand: [[1, 2], ["ab"], []] (arrays of int32, string, uint8). */
 static const uint8_t nested_raw[] = {
-    9, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0,                    /* array of 3 arrays */
-    5, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, /* [1, 2] */
+    9, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0,                                   /* array of 3 arrays */
+    5, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0,           /* [1, 2] */
     8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 'a', 'b', /* ["ab"] */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,                    /* [] of uint8 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,                                   /* [] of uint8 */
 };
 
 Test(gguf_write, nested_arrays_copy_and_iterate) {
     char out[600], out2[600], err[512];
     snprintf(out, sizeof out, "%s/nested.gguf", tmpdir);
     snprintf(out2, sizeof out2, "%s/nested2.gguf", tmpdir);
-    gguf_value v = {.type = GGUF_TYPE_ARRAY, .raw = nested_raw, .raw_size = sizeof nested_raw,
-                    .elem_type = GGUF_TYPE_ARRAY, .n = 3, .data = nested_raw + 12};
+    gguf_value v = {.type = GGUF_TYPE_ARRAY,
+                    .raw = nested_raw,
+                    .raw_size = sizeof nested_raw,
+                    .elem_type = GGUF_TYPE_ARRAY,
+                    .n = 3,
+                    .data = nested_raw + 12};
     gguf_writer *w = gguf_writer_new();
     cr_assert_eq(gguf_writer_set_value(w, "nested", &v), 0, "%s", gguf_writer_error(w));
     gguf_value bad = v;
@@ -325,7 +329,8 @@ Test(gguf_write, tensor_errors) {
     cr_expect(strstr(gguf_writer_error(w), "unknown type 4"), "%s", gguf_writer_error(w));
     ne[0] = 8;
     cr_expect_eq(gguf_writer_add_tensor(w, "x", DTYPE_F32, 1, ne, data, 16), INFERD_EINVAL);
-    cr_expect(strstr(gguf_writer_error(w), "16 bytes given") && strstr(gguf_writer_error(w), "needs 32"),
+    cr_expect(strstr(gguf_writer_error(w), "16 bytes given") &&
+                  strstr(gguf_writer_error(w), "needs 32"),
               "%s", gguf_writer_error(w));
     cr_expect_eq(gguf_writer_add_tensor(w, "x", DTYPE_F32, 1, ne, data, 32), 0);
     cr_expect_eq(gguf_writer_add_tensor(w, "x", DTYPE_F32, 1, ne, data, 32), INFERD_EINVAL);

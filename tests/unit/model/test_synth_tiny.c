@@ -17,8 +17,10 @@
  * by 1e-7). So each quantized type's tolerance is 1e-2 (8e-3 for Q8_0 and
  * Q6_K, whose own error is smallest), below that type's own error (the
  * README's max |diff| of the type vs f32: 1.3e-2 for Q8_0 up to 0.55 for
- * Q2_K), so a kernel that got the type wrong fails. F16/BF16: llama.cpp's own F16 prefill and decode paths differ by
- * 1.4e-4 (README, caveat 4); see docs/model.md for the measured numbers.
+ * Q2_K), so a kernel that got the type wrong fails. BF16 activations have 8
+ * significant bits like Q8, so the same flips apply (3e-3, own error
+ * 4.5e-3); F16 has 11 bits and flips 8x smaller (4e-4; llama.cpp's own F16
+ * prefill and decode paths differ by 1.4e-4, README caveat 4).
  */
 #include <limits.h>
 #include <unistd.h>
@@ -32,7 +34,7 @@ typedef struct type_tol {
 
 static const type_tol TOLS[] = {
     {"synth-tiny-f32.gguf", 1e-4},    {"synth-tiny-F16.gguf", 4e-4},
-    {"synth-tiny-BF16.gguf", 1e-3},   {"synth-tiny-Q8_0.gguf", 8e-3},
+    {"synth-tiny-BF16.gguf", 3e-3},   {"synth-tiny-Q8_0.gguf", 8e-3},
     {"synth-tiny-Q6_K.gguf", 8e-3},   {"synth-tiny-Q5_1.gguf", 1e-2},
     {"synth-tiny-Q5_0.gguf", 1e-2},   {"synth-tiny-Q5_K_S.gguf", 1e-2},
     {"synth-tiny-Q4_1.gguf", 1e-2},   {"synth-tiny-Q4_0.gguf", 1e-2},
