@@ -306,7 +306,12 @@ static int contains(jx_vm *vm, jv item, jv seq, int *res) {
     return jx_fail(vm, "TypeError: argument of type '%s' is not iterable", jx_type_name(seq));
 }
 
+static size_t weight(jv v) {
+    return v.type == JV_STR ? v.u.s->len / 16 : v.type == JV_LIST ? v.u.l->n : v.type == JV_DICT ? v.u.d->n : 0;
+}
+
 int jx_binop(jx_vm *vm, int op, jv a, jv b, jv *out) {
+    if (jx_tick(vm, 1 + weight(a) + weight(b))) return -1;
     switch (op) {
     case JOP_EQ: *out = jv_bool(jx_equal(a, b)); return 0;
     case JOP_NE: *out = jv_bool(!jx_equal(a, b)); return 0;

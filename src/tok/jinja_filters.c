@@ -100,6 +100,7 @@ static int sort_by(jx_vm *vm, jv *keys, jv *vals, size_t n, int reverse) {
     jv *tk = jx_alloc(&vm->arena, (n + 1) * sizeof *tk), *tv = jx_alloc(&vm->arena, (n + 1) * sizeof *tv);
     if (!tk || !tv) return oom(vm);
     sort_ctx c = {vm, 0};
+    if (jx_tick(vm, n * 20)) return -1;
     if (reverse) /* Python reverses, sorts stably, reverses again */
         for (size_t i = 0; i < n / 2; i++) {
             jv t = keys[i]; keys[i] = keys[n - 1 - i]; keys[n - 1 - i] = t;
@@ -768,6 +769,7 @@ static int f_unique(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv
         if (k.type == JV_LIST && k.u.l->kind != JL_TUPLE) return jx_fail(vm, "TypeError: unhashable type: 'list'");
         if (k.type == JV_DICT) return jx_fail(vm, "TypeError: unhashable type: 'dict'");
         int dup = 0;
+        if (jx_tick(vm, seen->n)) return -1;
         for (size_t j = 0; j < seen->n && !dup; j++) dup = jx_equal(seen->v[j], k);
         if (dup) continue;
         seen->v[seen->n++] = k;

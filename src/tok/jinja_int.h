@@ -24,6 +24,7 @@
 #define JX_MAX_MEMORY_BYTES (256u << 20)   /* values allocated during one render */
 #define JX_MAX_RANGE 100000                /* like jinja2's sandbox MAX_RANGE */
 #define JX_MAX_VALUE_DEPTH 256             /* nesting when printing/serializing */
+#define JX_MAX_RENDER_MS 10000             /* wall-clock budget of one render */
 
 /* ---- arena: every render value lives until the render ends ---- */
 typedef struct jx_chunk jx_chunk;
@@ -151,6 +152,8 @@ typedef struct jx_vm {
     int call_depth, eval_depth;
     size_t out_bytes;          /* bytes written, captures included */
     int64_t now_s;             /* strftime_now's clock (UTC seconds) */
+    uint64_t work, next_check; /* work units done; when to look at the clock next */
+    double deadline_s;         /* monotonic time the render must end by */
 } jx_vm;
 
 /* Status of statement execution beyond errors. */
@@ -190,6 +193,9 @@ int jx_len(jx_vm *vm, jv v, int64_t *n);
 size_t jx_utf8_count(const char *s, size_t n);
 int jx_is_space(uint32_t cp);  /* Python str.isspace for one code point */
 int jx_emit(jx_vm *vm, const char *s, size_t n); /* append to output within the limit */
+/* Counts work units (items visited, bytes compared); past the render's time
+ * budget it fails with TimeoutError. Returns 0 or JX_ERR. */
+int jx_tick(jx_vm *vm, size_t work);
 
 /* evaluation (jinja_eval.c) and execution (jinja_exec.c) */
 int jx_eval(jx_vm *vm, const jnode *n, jx_frame *f, jv *out);

@@ -589,6 +589,7 @@ int jx_builtin_call(jx_vm *vm, const jfunc *fn, jv *args, size_t n_args, jstr **
                 jlist *items;
                 if (jx_iterate(vm, src, &items)) return -1;
                 for (size_t i = 0; i < items->n; i++) {
+                    if (jx_tick(vm, d->n)) return -1;
                     jlist *pair;
                     if (items->v[i].type != JV_LIST || jx_iterate(vm, items->v[i], &pair) || pair->n != 2)
                         return jx_fail(vm, "ValueError: dictionary update sequence element #%zu has the wrong length", i);

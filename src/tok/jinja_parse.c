@@ -760,7 +760,7 @@ static jnode *parse_statement(parser *p) {
         if (end_block(p) || !(n = body_until(p, end, &st)) || end_block(p)) return NULL;
     } else {
         p->pos--;
-        fail(p, "encountered unknown tag '%s'", s);
+        fail(p, "Encountered unknown tag '%s'.", s);
         return NULL;
     }
     p->depth--;
@@ -803,7 +803,7 @@ static jnode *parse_body(parser *p, const char *const *stops, const char **stopp
                 }
             next(p);
             if (name->type == JT_NAME && !strncmp(name->str->s, "end", 3)) {
-                fail(p, "unexpected '%s'", name->str->s);
+                fail(p, "Encountered unknown tag '%s'.", name->str->s);
                 return NULL;
             }
             if (!(n = parse_statement(p))) return NULL;

@@ -137,6 +137,7 @@ int tok_encode(const tokenizer *t, const char *text, size_t len, int add_special
 done:
     free(fr.v);
     tok_wcache_free(cache);
+    if (!rc && !out.v && !(out.v = malloc(sizeof *out.v))) rc = INFERD_ENOMEM; /* never NULL on success */
     if (rc || out.oom) {
         free(out.v);
         return err_set(err, err_size, rc ? rc : INFERD_ENOMEM, "tok_encode: out of memory (input of %zu bytes)", len);

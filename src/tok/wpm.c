@@ -1,8 +1,8 @@
 /*
  * wpm.c - WordPiece ("bert" vocabularies), as llama.cpp's
  * llm_tokenizer_wpm_session with Hugging Face's BertNormalizer and
- * BertPreTokenizer rules: drop control characters, NUL and U+FFFD; split on
- * whitespace; decompose (NFD, utf8proc) and drop non-spacing marks (accent
+ * BertPreTokenizer rules: drop control characters (not \t \n \r), NUL and
+ * U+FFFD; split on whitespace; decompose (NFD, utf8proc) and drop non-spacing marks (accent
  * stripping); lowercase; punctuation (ASCII punctuation and symbols, Unicode
  * P*) and CJK ideographs become one-character words. Each word is matched
  * greedily, longest piece first, against the vocabulary, whose word-initial
@@ -98,11 +98,13 @@ int tok_wpm_encode(const tokenizer *t, const char *text, size_t len, tok_ids *ou
         uint32_t cp;
         size_t l = utf8_decode(text + i, len - i, &cp);
         i += l ? l : 1;
+        /* HF's clean_text: control characters (but \t \n \r) go first, so
+         * \v, \f and U+0085 vanish instead of separating words */
+        if (cp == 0 || cp == 0xFFFD || (cp != '\t' && cp != '\n' && cp != '\r' && is_control(cp))) continue;
         if (is_ws(cp)) {
             if (emit_word(t, &w, out)) goto done;
             continue;
         }
-        if (cp == 0 || cp == 0xFFFD || is_control(cp)) continue;
         utf8proc_int32_t dec[32];
         utf8proc_ssize_t nd = utf8proc_decompose_char((utf8proc_int32_t)cp, dec, 32, UTF8PROC_DECOMPOSE, NULL);
         if (nd <= 0 || nd > 32) {

@@ -87,6 +87,7 @@ Test(tok, spm_special_tokens_and_bos) {
     free(ids);
     n = enc(t, "", 0, 0, &ids);
     cr_expect_eq(n, 0);
+    cr_expect_not_null(ids, "ids is a valid allocation even when empty");
     free(ids);
     /* a space prefix goes before the first fragment and after each special token */
     const int32_t hello[] = {1, 15043, 2, 15043};
