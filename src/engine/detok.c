@@ -13,6 +13,7 @@
 #include "inferd.h"
 
 static int grow(detok *d, size_t need);
+static int sanitize(detok *d, const char **text, size_t *len);
 
 int detok_init(detok *d, const char *const *stops, const size_t *stop_lens, size_t n_stop) {
     memset(d, 0, sizeof *d);
@@ -27,6 +28,9 @@ int detok_init(detok *d, const char *const *stops, const size_t *stop_lens, size
 
 void detok_free(detok *d) {
     free(d->held);
+    free(d->clean);
+    d->clean = NULL;
+    d->clean_cap = 0;
     d->held = NULL;
     d->n_held = d->cap = d->n_out = 0;
 }
@@ -58,7 +62,7 @@ int detok_push(detok *d, const char *piece, size_t n, const char **text, size_t 
         d->stopped = 1;
         *len = best;
         d->n_out = d->n_held; /* nothing after the stop string is ever shown */
-        return 1;
+        return sanitize(d, text, len) ? INFERD_ENOMEM : 1;
     }
 
     /* Hold back the longest tail that is a proper prefix of a stop string. */
@@ -76,7 +80,7 @@ int detok_push(detok *d, const char *piece, size_t n, const char **text, size_t 
     if (tail > keep) keep = tail;
     *len = d->n_held - keep;
     d->n_out = *len;
-    return 0;
+    return sanitize(d, text, len);
 }
 
 int detok_flush(detok *d, const char **text, size_t *len) {
@@ -98,6 +102,37 @@ int detok_flush(detok *d, const char **text, size_t *len) {
     *text = d->held;
     *len = d->n_held;
     d->n_out = d->n_held;
+    return sanitize(d, text, len);
+}
+
+/* Replaces each byte that starts no valid character in text[0..len) by
+ * U+FFFD (into d->clean) when there is one; the common all-valid case
+ * copies nothing. Returns 0 or INFERD_ENOMEM. */
+static int sanitize(detok *d, const char **text, size_t *len) {
+    if (utf8_valid(*text, *len)) return 0;
+    size_t need = *len * 3;
+    if (need > d->clean_cap) {
+        char *p = realloc(d->clean, need);
+        if (!p) return INFERD_ENOMEM;
+        d->clean = p;
+        d->clean_cap = need;
+    }
+    const char *s = *text;
+    size_t n = *len, w = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_valid_prefix_len(s + i, n - i);
+        if (k) {
+            memcpy(d->clean + w, s + i, k);
+            w += k;
+            i += k;
+        } else {
+            memcpy(d->clean + w, "\xEF\xBF\xBD", 3);
+            w += 3;
+            i++;
+        }
+    }
+    *text = d->clean;
+    *len = w;
     return 0;
 }
 

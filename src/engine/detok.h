@@ -6,7 +6,10 @@
  *   1. ends in an incomplete UTF-8 character (never emit half a character), or
  *   2. ends in a proper prefix of a stop string (it may become one).
  * When a stop string appears, the text before it is emitted and the stop
- * string itself (and anything after it) never is. The engine decides about
+ * string itself (and anything after it) never is. Bytes that can never be
+ * valid UTF-8 (the model may sample any byte token) are shown as U+FFFD, so
+ * every piece of text detok returns is valid UTF-8 on its own.
+ * The engine decides about
  * stop token ids, EOS and max_tokens; detok only sees the pieces it is fed.
  *
  * One detok per sequence, used by the engine thread. The held-back buffer
@@ -22,6 +25,8 @@ typedef struct detok {
     size_t n_held;  /* bytes in held */
     size_t n_out;   /* bytes of held emitted by the last call (dropped on the next) */
     size_t cap;
+    char *clean;    /* owned: scratch for text with invalid bytes replaced */
+    size_t clean_cap;
     const char *const *stops; /* borrowed (the request owns them) */
     const size_t *stop_lens;  /* borrowed */
     size_t n_stop;

@@ -131,3 +131,16 @@ Test(detok, long_piece_grows) {
     cr_assert_eq(len, sizeof big);
     detok_free(&d);
 }
+
+Test(detok, invalid_bytes_become_replacement_chars) {
+    detok d;
+    cr_assert_eq(detok_init(&d, NULL, NULL, 0), 0);
+    /* C3 C3 A9 A9: a lead byte without its continuation, then é, then a
+     * stray continuation byte. */
+    const char *p[] = {"\xC3", "\xC3", "\xA9", "\xA9", "x"};
+    buf out = BUF_INIT;
+    feed(&d, p, 5, &out, 1);
+    cr_assert_str_eq(out.data, "\xEF\xBF\xBD\xC3\xA9\xEF\xBF\xBDx");
+    buf_free(&out);
+    detok_free(&d);
+}
