@@ -107,6 +107,10 @@ int jx_getattr(jx_vm *vm, jv obj, const char *name, size_t len, jv *out) {
             return 0;
         }
     }
+    if (obj.type == JV_LIST && obj.u.l->group && obj.u.l->n == 2) {
+        if (len == 7 && !memcmp(name, "grouper", 7)) return *out = obj.u.l->v[0], 0;
+        if (len == 4 && !memcmp(name, "list", 4)) return *out = obj.u.l->v[1], 0;
+    }
     int found = jx_method_lookup(vm, obj, name, len, out);
     if (found < 0) return -1;
     if (found) return 0;

@@ -193,7 +193,7 @@ static int pct_one(jx_vm *vm, buf *b, const char *flags, int width, int prec, ch
 }
 
 int jx_str_percent(jx_vm *vm, jv fmt, jv args, jv *out) {
-    jlist one = {1, 1, &args, JL_TUPLE, 0}, *list = &one;
+    jlist one = {1, 1, &args, JL_TUPLE, 0, 0}, *list = &one;
     jdict *map = NULL;
     if (args.type == JV_LIST && args.u.l->kind == JL_TUPLE) list = args.u.l;
     if (args.type == JV_DICT && args.u.d->kind == JD_DICT) map = args.u.d;

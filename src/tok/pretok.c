@@ -9,12 +9,19 @@
  * every piece left by the previous ones into its matches and the gaps between
  * them (both kept). Invalid UTF-8 bytes become U+FFFD first, as llama.cpp's
  * unicode_cpts_from_utf8 does.
+ *
+ * Qwen2 tokenizers (qwen2, deepseek-r1-qwen) have an NFC normalizer in their
+ * tokenizer.json; the text is NFC-normalized first (utf8proc) so that the ids
+ * equal Hugging Face's (llama.cpp skips this; it only matters for text that
+ * is not already NFC).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
+#include "base/buf.h"
 #include "base/error.h"
 #include "base/utf8.h"
 #include "tok/tok_int.h"
@@ -53,7 +60,7 @@ enum tok_pre {
 };
 
 /* flags a name sets on top of the gpt2 defaults (clean_spaces = 1) */
-enum { F_NOCLEAN = 1, F_IGNORE_MERGES = 2, F_ADD_BOS = 4, F_NO_BOS_ID = 8 };
+enum { F_NOCLEAN = 1, F_IGNORE_MERGES = 2, F_ADD_BOS = 4, F_NO_BOS_ID = 8, F_NFC = 16 };
 
 static const struct {
     const char *name;
@@ -85,8 +92,8 @@ static const struct {
     {"roberta-bpe", PRE_GPT2, 0},
     {"refact", PRE_REFACT, 0},
     {"command-r", PRE_COMMAND_R, F_NOCLEAN},
-    {"qwen2", PRE_QWEN2, F_NOCLEAN},
-    {"deepseek-r1-qwen", PRE_QWEN2, F_NOCLEAN},
+    {"qwen2", PRE_QWEN2, F_NOCLEAN | F_NFC},
+    {"deepseek-r1-qwen", PRE_QWEN2, F_NOCLEAN | F_NFC},
     {"stablelm2", PRE_STABLELM2, 0},
     {"olmo", PRE_OLMO, 0},
     {"dbrx", PRE_DBRX, 0},
@@ -197,6 +204,7 @@ int tok_pre_select(tokenizer *t, const char *name, char *err, size_t err_size) {
         if (f & F_IGNORE_MERGES) t->ignore_merges = 1;
         if (f & F_ADD_BOS) t->add_bos = 1;
         if (f & F_NO_BOS_ID) t->bos = -1;
+        if (f & F_NFC) t->nfc = 1;
         return 0;
     }
     return err_set(err, err_size, INFERD_EFORMAT, "tokenizer: unknown pre-tokenizer type '%.64s' (tokenizer.ggml.pre)",
@@ -264,6 +272,70 @@ static int split(split_ctx *c, int level, const char *s, size_t n) {
     return 0;
 }
 
+/* 1 if code point cp may change under NFC or make a neighbour change: a
+ * combining mark, a character with a canonical decomposition, or one that
+ * takes part in a canonical composition (a superset is fine: it only costs
+ * a call to utf8proc). */
+static int nfc_suspect(uint32_t cp) {
+    if (cp < 0x300) return cp >= 0xC0; /* Latin-1 letters decompose; below U+0300 nothing else does */
+    const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
+    return p->combining_class != 0 || p->decomp_seqindex != UINT16_MAX || p->comb_index != UINT16_MAX ||
+           (cp >= 0x1100 && cp <= 0x11FF);
+}
+
+/* NFC of s[0..n) (valid UTF-8) into a new buffer, or NULL when nothing can
+ * change (*out_n untouched) or out of memory (*oom set). Work is limited to
+ * the non-ASCII runs (with the ASCII character before each, which may
+ * compose with a following mark): a boundary before an ASCII character is
+ * stable under NFC. */
+static char *nfc_text(const char *s, size_t n, size_t *out_n, int *oom) {
+    buf b = BUF_INIT;
+    size_t copied = 0; /* s[0..copied) is in b (only once b is in use) */
+    int used = 0;
+    for (size_t i = 0; i < n;) {
+        if ((unsigned char)s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t start = i > 0 ? i - 1 : 0, end = i;
+        int suspect = 0;
+        while (end < n && (unsigned char)s[end] >= 0x80) {
+            uint32_t cp;
+            size_t k = utf8_decode(s + end, n - end, &cp);
+            if (k == 0) k = 1;
+            suspect |= nfc_suspect(cp);
+            end += k;
+        }
+        if (suspect) {
+            utf8proc_uint8_t *m = NULL;
+            utf8proc_ssize_t k = utf8proc_map((const utf8proc_uint8_t *)s + start, (utf8proc_ssize_t)(end - start), &m,
+                                              UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+            if (k >= 0) {
+                used = 1;
+                buf_append(&b, s + copied, start - copied);
+                buf_append(&b, m, (size_t)k);
+                copied = end;
+            } else if (k == UTF8PROC_ERROR_NOMEM) {
+                *oom = 1;
+            }
+            free(m);
+        }
+        i = end;
+    }
+    if (!used || *oom) {
+        buf_free(&b);
+        return NULL;
+    }
+    buf_append(&b, s + copied, n - copied);
+    if (b.oom) {
+        *oom = 1;
+        buf_free(&b);
+        return NULL;
+    }
+    *out_n = b.len;
+    return buf_take(&b);
+}
+
 /* Copies s with every invalid UTF-8 byte replaced by U+FFFD. */
 static char *sanitize(const char *s, size_t n, size_t *out_n) {
     char *o = malloc(3 * n + 1);
@@ -293,6 +365,16 @@ int tok_pre_encode(const tokenizer *t, const char *text, size_t len, tok_ids *ou
     if (!utf8_valid(text, len)) {
         if (!(clean = sanitize(text, len, &len))) return INFERD_ENOMEM;
         text = clean;
+    }
+    if (t->nfc) {
+        int oom = 0;
+        char *nfc = nfc_text(text, len, &len, &oom);
+        if (oom) goto done;
+        if (nfc) {
+            free(clean);
+            clean = nfc;
+            text = clean;
+        }
     }
     for (int i = 0; i < t->n_re; i++)
         if (!(c.md[i] = pcre2_match_data_create_from_pattern((const pcre2_code *)t->re[i], NULL))) goto done;

@@ -85,6 +85,7 @@ struct tokenizer {
     int32_t bos, eos, eot, eom, unk, sep, pad, mask;
     int32_t fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
     int add_bos, add_eos, add_space_prefix, ignore_merges, clean_spaces, remove_extra_ws;
+    int nfc; /* BPE: NFC-normalize fragments first (Qwen2's HF normalizer) */
 
     int32_t *special;   /* CONTROL | USER_DEFINED | UNKNOWN ids, longest text first */
     size_t n_special;

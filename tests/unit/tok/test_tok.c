@@ -349,6 +349,26 @@ Test(tok, pre_tokenizer_splits) {
     cr_expect_eq(n, 7, "qwen2 splits digits one by one");
     free(ids);
     tok_free(t);
+    /* Qwen2's HF normalizer is NFC: decomposed text gives the composed ids */
+    t = load("qwen2");
+    int32_t *a, *b;
+    size_t na = enc(t, "caf\xc3\xa9 \xce\x87", 0, 0, &a);       /* "café ·" (U+0387) */
+    size_t nb = enc(t, "cafe\xcc\x81 \xc2\xb7", 0, 0, &b);      /* e + U+0301, U+00B7 */
+    int32_t *c;
+    size_t nc = enc(t, "caf\xc3\xa9 \xc2\xb7", 0, 0, &c);
+    cr_expect(na == nc && !memcmp(a, c, na * sizeof *a), "U+0387 is U+00B7 after NFC");
+    cr_expect(nb == nc && !memcmp(b, c, nb * sizeof *b), "e + U+0301 is U+00E9 after NFC");
+    free(a);
+    free(b);
+    free(c);
+    tok_free(t);
+    t = load("gpt-2"); /* no normalizer: decomposed text stays decomposed */
+    na = enc(t, "caf\xc3\xa9", 0, 0, &a);
+    nb = enc(t, "cafe\xcc\x81", 0, 0, &b);
+    cr_expect(na != nb || memcmp(a, b, na * sizeof *a), "gpt-2 must not normalize");
+    free(a);
+    free(b);
+    tok_free(t);
 }
 
 typedef struct thr_arg {
