@@ -47,7 +47,8 @@ typedef enum {
  * `+` with a plain string HTML-escapes the plain side, as Markup.__add__ does. */
 typedef struct jstr { size_t len; int markup; char s[]; } jstr;
 enum { JL_LIST, JL_TUPLE, JL_GEN };                         /* list kinds */
-typedef struct jlist { size_t n, cap; struct jv *v; int kind; int consumed; } jlist;
+/* group = 1 for groupby's (grouper, list) named tuples */
+typedef struct jlist { size_t n, cap; struct jv *v; int kind; int consumed; int group; } jlist;
 enum { JD_DICT, JD_NAMESPACE, JD_LOOP };                    /* dict kinds */
 typedef struct jdict { size_t n, cap; struct jv *k, *v; int kind; void *loop; } jdict;
 struct jnode;
@@ -218,6 +219,34 @@ int jx_filter(jx_vm *vm, const char *name, jv in, jv *args, size_t n_args, jstr 
               jv *kwvals, size_t n_kw, jv *out);
 int jx_test(jx_vm *vm, const char *name, jv in, jv *args, size_t n_args, int *res);
 int jx_has_test(const char *name);
+/* 1 for the filters jinja2 knows (a template naming another one outside an
+ * if-branch fails to compile, as in jinja2). */
+int jx_filter_known(const char *name);
+
+/* filter plumbing shared by jinja_filters.c and jinja_seqfilters.c */
+#define MAXP 6
+
+typedef struct fargs {
+    jv v[MAXP];
+    int has[MAXP];
+    jv *rest;      /* positional args past the named ones (map/select) */
+    size_t n_rest;
+} fargs;
+
+/* A filter: input, bound arguments (by position or keyword), raw keywords. */
+typedef int (*filter_fn)(jx_vm *vm, jv in, fargs *a, jstr **kwnames, jv *kwvals, size_t n_kw, jv *out);
+
+typedef struct filter_def {
+    const char *name;
+    filter_fn fn;
+    const char *params[MAXP]; /* names, NULL-terminated; "*" collects the rest */
+} filter_def;
+
+int jx_get_path(jx_vm *vm, jv item, jv attr, jv *out); /* jinja2 attrgetter "a.b.0" */
+#define JX_SEQ_FILTERS(X) X(batch) X(dictsort) X(groupby) X(max) X(min) X(sort) X(sum) X(unique)
+#define JX_DECLARE_FILTER(n) int jx_f_##n(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out);
+JX_SEQ_FILTERS(JX_DECLARE_FILTER)
+#undef JX_DECLARE_FILTER
 
 /* methods and globals (jinja_methods.c) */
 int jx_method_lookup(jx_vm *vm, jv self, const char *name, size_t len, jv *out); /* 1 found */

@@ -264,7 +264,7 @@ static int str_split(jx_vm *vm, jv self, jv sep, int64_t maxsplit, int from_righ
 }
 
 static int affix(jx_vm *vm, jv self, jv arg, int end, jv *out) {
-    jlist one = {1, 1, &arg, JL_TUPLE, 0}, *opts = &one;
+    jlist one = {1, 1, &arg, JL_TUPLE, 0, 0}, *opts = &one;
     if (arg.type == JV_LIST && arg.u.l->kind == JL_TUPLE) opts = arg.u.l;
     for (size_t i = 0; i < opts->n; i++) {
         jv p = opts->v[i];

@@ -117,6 +117,14 @@ static const struct golden goldens[] = {
      "{{}}{'a': {'b': 1}}", NULL},
     {"literals", "{{ \"a\" \"b\" 'c' }}{{ 1_000 }}{{ 1.5e3 }}{{ \"\\u00e9\\x41\\101\" }}{{ True }}{{ None }}{{ False }}",
      "abc10001500.0\303\251AATrueNoneFalse", NULL},
+    {"groupby", "{% for g in messages|groupby(\"role\") %}{{ g.grouper }}:{{ g.list|length }};{% endfor %}{% for k, v in [{\"a\": \"x\"}, {\"a\": \"X\"}]|groupby(\"a\") %}{{ k }}{{ v|length }}{% endfor %}",
+     "assistant:1;system:1;user:1;x2", NULL},
+    {"unknown_filter_in_if_is_soft", "{% if false %}{{ x|nosuch }}{% endif %}{{ 1 if true else x|nosuch }}ok",
+     "1ok", NULL},
+    {"e_unknown_filter_compile", "{% for i in [] %}{{ i|nosuch }}{% endfor %}",
+     NULL, "TemplateAssertionError:"},  /* TemplateAssertionError: No filter named 'nosuch'. */
+    {"e_unknown_test_compile", "{% macro m() %}{{ 1 is nosuch }}{% endmacro %}",
+     NULL, "TemplateAssertionError:"},  /* TemplateAssertionError: No test named 'nosuch'. */
     {"e_raise", "{{ raise_exception(\"boom\") }}",
      NULL, "TemplateError:"},  /* TemplateError: boom */
     {"e_undef_attr", "{{ d.zz.yy }}",
