@@ -293,14 +293,18 @@ void http_server_free(http_server *s) {
 }
 
 int http_server_port(const http_server *s) { return s->port; }
+
+int http_server_flushed(const http_server *s) {
+    for (const http_conn *c = s->conns; c; c = c->next)
+        if (c->bev && (c->state == CONN_BUSY || c->state == CONN_FLUSH) &&
+            evbuffer_get_length(bufferevent_get_output(c->bev)))
+            return 0;
+    return 1;
+}
 uint32_t http_server_busy(const http_server *s) { return s->n_busy; }
 uint32_t http_server_connections(const http_server *s) { return s->n_conns; }
 
-void http_server_stop_accepting(http_server *s) {
-    if (s->listener) {
-        evconnlistener_free(s->listener);
-        s->listener = NULL;
-    }
+void http_server_drain(http_server *s) {
     s->draining = 1;
     http_conn *c = s->conns;
     while (c) {

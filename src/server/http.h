@@ -67,11 +67,15 @@ int http_server_new(struct event_base *base, const http_params *params, http_han
 void http_server_free(http_server *s);
 /* The port actually bound (useful with port 0). */
 int http_server_port(const http_server *s);
-/* Stops accepting (closes the listening socket), closes idle connections and
- * makes every later reply close its connection. Requests in flight go on. */
-void http_server_stop_accepting(http_server *s);
+/* Drain mode: closes idle keep-alive connections and makes every later reply
+ * close its connection. The socket keeps listening, so that probes and late
+ * clients get an answer (the server layer answers 503 to new work) rather
+ * than a refused connection; requests in flight go on. */
+void http_server_drain(http_server *s);
 /* Requests now owned by the handler (dispatched, not yet finished). */
 uint32_t http_server_busy(const http_server *s);
+/* 1 when no connection has reply bytes still waiting to be written. */
+int http_server_flushed(const http_server *s);
 /* Open client connections. */
 uint32_t http_server_connections(const http_server *s);
 

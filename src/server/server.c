@@ -93,10 +93,24 @@ static void on_loaded(evutil_socket_t fd, short what, void *arg) {
     if (s->p.on_loaded) s->p.on_loaded(s->p.cb_arg);
 }
 
+/* Exits the loop once nothing is in flight and every reply is written out
+ * (checked again every 20 ms while bytes are still queued). */
 void server_check_drained(server *s) {
     if (!s->draining) return;
-    if (s->n_gens == 0 && http_server_busy(s->http) == 0 && !s->loader_started)
+    if (s->n_gens || http_server_busy(s->http) || s->loader_started) return;
+    if (http_server_flushed(s->http) || s->flush_tries > 100) {
         event_base_loopbreak(s->base);
+        return;
+    }
+    s->flush_tries++;
+    struct timeval tv = {0, 20000};
+    event_add(s->flush_ev, &tv);
+}
+
+static void on_flush_check(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    server_check_drained(arg);
 }
 
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg) {
@@ -130,7 +144,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     snprintf(f, sizeof f, "\"signal\":%d,\"in_flight\":%u,\"drain_timeout_s\":%g", (int)sig, s->n_gens,
              s->p.drain_timeout_s);
     log_fields(LOG_INFO, "draining", f);
-    http_server_stop_accepting(s->http);
+    http_server_drain(s->http);
     struct timeval tv;
     tv.tv_sec = (time_t)s->p.drain_timeout_s;
     tv.tv_usec = (suseconds_t)((s->p.drain_timeout_s - (double)tv.tv_sec) * 1e6);
@@ -161,9 +175,10 @@ int server_run(const server_params *params, char *err, size_t err_size) {
     s->wake_ev = event_new(s->base, -1, 0, on_wake_ev, s);
     s->loaded_ev = event_new(s->base, -1, 0, on_loaded, s);
     s->drain_ev = evtimer_new(s->base, on_drain_timeout, s);
+    s->flush_ev = evtimer_new(s->base, on_flush_check, s);
     s->sigterm_ev = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sigint_ev = evsignal_new(s->base, SIGINT, on_signal, s);
-    if (!s->wake_ev || !s->loaded_ev || !s->drain_ev || !s->sigterm_ev || !s->sigint_ev) {
+    if (!s->wake_ev || !s->loaded_ev || !s->drain_ev || !s->flush_ev || !s->sigterm_ev || !s->sigint_ev) {
         rc = err_set(err, err_size, INFERD_ENOMEM, "libevent: out of memory");
         goto done;
     }
@@ -197,6 +212,7 @@ done:
     if (s->wake_ev) event_free(s->wake_ev);
     if (s->loaded_ev) event_free(s->loaded_ev);
     if (s->drain_ev) event_free(s->drain_ev);
+    if (s->flush_ev) event_free(s->flush_ev);
     if (s->sigterm_ev) event_free(s->sigterm_ev);
     if (s->sigint_ev) event_free(s->sigint_ev);
     if (s->base) event_base_free(s->base);

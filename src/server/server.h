@@ -6,8 +6,10 @@
  *
  * Life cycle of server_run(): bind and listen (the port answers /health at
  * once, /ready is 503 while loading) -> load the model on a helper thread ->
- * serve -> on SIGTERM/SIGINT stop accepting, /ready turns 503, in-flight
- * requests finish (up to drain_timeout_s, then they are aborted) -> return.
+ * serve -> on SIGTERM/SIGINT stop accepting work (new generation requests
+ * get 503 with Retry-After, /ready turns 503, every reply closes its
+ * connection), in-flight requests finish (up to drain_timeout_s, then they
+ * are aborted) -> return.
  */
 #ifndef SERVER_SERVER_H
 #define SERVER_SERVER_H

@@ -37,7 +37,8 @@ typedef struct server {
 
     struct event *wake_ev;        /* activated from the engine thread */
     struct event *loaded_ev;      /* activated by the loader thread */
-    struct event *sigterm_ev, *sigint_ev, *drain_ev;
+    struct event *sigterm_ev, *sigint_ev, *drain_ev, *flush_ev;
+    int flush_tries;              /* drain: 20 ms checks for unsent replies */
     pthread_t loader;
     int loader_started;
     int load_status;              /* written by the loader before loaded_ev */
