@@ -41,7 +41,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test unit e2e asan run bench fuzz clean layering deps format
+.PHONY: all test unit e2e testdata asan run bench fuzz clean layering deps format
 
 all: $(BUILD)/inferd $(BUILD)/libinferd.a
 
@@ -79,10 +79,15 @@ deps:
 layering:
 	@scripts/check_layering.sh
 
-unit: all $(UNIT_BIN)
+# Models the tests regenerate instead of vendoring (synth-tiny in every
+# weight type, made with `inferd quantize --pure`), into $(BUILD)/testdata.
+testdata: all
+	@if [ -x scripts/make_synth_tiny.sh ]; then scripts/make_synth_tiny.sh $(BUILD); fi
+
+unit: all $(UNIT_BIN) testdata
 	@scripts/run_unit.sh $(BUILD) $(UNIT_BIN)
 
-e2e: all $(EXAMPLE_BIN)
+e2e: all $(EXAMPLE_BIN) testdata
 	@INFERD_BIN=$(BUILD)/inferd BUILD=$(BUILD) scripts/run_e2e.sh
 
 test: deps layering

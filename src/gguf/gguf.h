@@ -117,6 +117,49 @@ const gguf_tensor *gguf_tensor_at(const gguf_file *f, uint64_t i);
 /* The tensor named name, or NULL. */
 const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 
+/* ---- generic values (inspect, copying metadata, nested arrays) ----
+ *
+ * A gguf_value is a borrowed view of one encoded value in the mapping (or in
+ * caller memory for the writer). Scalars: data points at the little-endian
+ * value (possibly unaligned). Strings: str is set. Arrays: elem_type and n
+ * are set and data points at the first element's encoding. raw/raw_size span
+ * the whole encoding after the type tag (what the writer copies verbatim).
+ */
+typedef struct gguf_value {
+    enum gguf_value_type type;
+    const uint8_t *raw;         /* borrowed: the value's encoding after its type tag */
+    uint64_t raw_size;          /* bytes of that encoding */
+    gguf_str str;               /* GGUF_TYPE_STRING */
+    enum gguf_value_type elem_type; /* GGUF_TYPE_ARRAY: element type */
+    uint64_t n;                 /* GGUF_TYPE_ARRAY: element count */
+    const uint8_t *data;        /* scalars: the value; arrays: the first element */
+} gguf_value;
+
+/* Iterates the elements of an array value in order (each O(1)). */
+typedef struct gguf_value_iter {
+    const uint8_t *p, *end;
+    enum gguf_value_type elem_type;
+    uint64_t left;
+} gguf_value_iter;
+
+/* The value of metadata entry i. Returns 0 or INFERD_ERANGE (i >= n_kv). */
+int gguf_kv_value(const gguf_file *f, uint64_t i, gguf_value *out);
+/* Starts iterating array value v (which must be GGUF_TYPE_ARRAY, else the
+ * iteration is empty). */
+void gguf_value_iter_init(const gguf_value *v, gguf_value_iter *it);
+/* Next element into *out: returns 1, or 0 at the end (or on a malformed
+ * encoding, which an opened file never has). */
+int gguf_value_iter_next(gguf_value_iter *it, gguf_value *out);
+/* Scalar conversions. _i64/_u64 accept every integer type and bool whose
+ * value fits; _f64 accepts every numeric type. Return 0 or INFERD_EFORMAT. */
+int gguf_value_i64(const gguf_value *v, int64_t *out);
+int gguf_value_u64(const gguf_value *v, uint64_t *out);
+int gguf_value_f64(const gguf_value *v, double *out);
+/* Bytes of one element of a fixed-size type; 0 for string, array, unknown. */
+size_t gguf_type_size(enum gguf_value_type t);
+/* "uint8", "string", "array", ...; "unknown" for others. */
+const char *gguf_type_name(enum gguf_value_type t);
+
 /* 1 if s equals the NUL-terminated string z. */
 int gguf_str_eq(gguf_str s, const char *z);
 

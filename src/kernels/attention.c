@@ -1,0 +1,78 @@
+/*
+ * attention.c - paged causal attention with an online softmax (see
+ * attention.h). One work item is a (token, KV head) pair: the group of query
+ * heads sharing that KV head walks the token's positions once, keeping a
+ * running max m, denominator l and weighted sum acc per query head:
+ *   s = scale * q.k_j;  if s > m: acc *= e^(m-s), l *= e^(m-s), m = s
+ *   p = e^(s-m);  l += p;  acc += p * v_j;      out = acc / l
+ */
+#include "kernels/attention.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "kernels/quant.h"
+
+void attn_load_row(const attn_args *a, const void *base, const uint32_t *table, uint32_t j,
+                   uint32_t kvh, float *dst) {
+    const size_t row = ((size_t)table[j / a->block_size] * a->block_size + j % a->block_size) *
+                           a->n_head_kv + kvh;
+    if (a->kv_type == DTYPE_F16) {
+        const uint16_t *src = (const uint16_t *)base + row * a->head_dim;
+        for (uint32_t d = 0; d < a->head_dim; d++) dst[d] = fp16_to_f32(src[d]);
+    } else {
+        memcpy(dst, (const float *)base + row * a->head_dim, a->head_dim * sizeof(float));
+    }
+}
+
+static void attend_group(const attn_args *a, uint32_t t, uint32_t kvh) {
+    const uint32_t hd = a->head_dim;
+    const uint32_t group = a->n_head / a->n_head_kv;
+    const uint32_t *table = a->tables[a->seq[t]];
+    const uint32_t n_pos = (uint32_t)a->pos[t] + 1;
+    const float *q = a->q + (size_t)t * a->q_stride + (size_t)kvh * group * hd;
+    float *out = a->out + (size_t)t * a->out_stride + (size_t)kvh * group * hd;
+    float acc[ATTN_MAX_GROUP_DIM];
+    float m[ATTN_MAX_GROUP], l[ATTN_MAX_GROUP], p[ATTN_MAX_GROUP];
+    float krow[ATTN_MAX_HEAD_DIM], vrow[ATTN_MAX_HEAD_DIM];
+
+    for (uint32_t g = 0; g < group; g++) {
+        m[g] = -INFINITY;
+        l[g] = 0.0f;
+    }
+    memset(acc, 0, (size_t)group * hd * sizeof(float));
+    for (uint32_t j = 0; j < n_pos; j++) {
+        attn_load_row(a, a->k, table, j, kvh, krow);
+        for (uint32_t g = 0; g < group; g++) {
+            const float *qg = q + (size_t)g * hd;
+            float s = 0.0f;
+            for (uint32_t d = 0; d < hd; d++) s += qg[d] * krow[d];
+            s *= a->scale;
+            float *ag = acc + (size_t)g * hd;
+            if (s > m[g]) {
+                const float c = expf(m[g] - s); /* 0 on the first position */
+                l[g] *= c;
+                for (uint32_t d = 0; d < hd; d++) ag[d] *= c;
+                m[g] = s;
+            }
+            p[g] = expf(s - m[g]);
+            l[g] += p[g];
+        }
+        attn_load_row(a, a->v, table, j, kvh, vrow);
+        for (uint32_t g = 0; g < group; g++) {
+            float *ag = acc + (size_t)g * hd;
+            for (uint32_t d = 0; d < hd; d++) ag[d] += p[g] * vrow[d];
+        }
+    }
+    for (uint32_t g = 0; g < group; g++) {
+        const float inv = 1.0f / l[g];
+        for (uint32_t d = 0; d < hd; d++) out[(size_t)g * hd + d] = acc[(size_t)g * hd + d] * inv;
+    }
+}
+
+void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth) {
+    const uint64_t n_items = (uint64_t)a->n_tokens * a->n_head_kv;
+    for (uint64_t i = ith; i < n_items; i += nth) {
+        attend_group(a, (uint32_t)(i / a->n_head_kv), (uint32_t)(i % a->n_head_kv));
+    }
+}

@@ -1,0 +1,244 @@
+/*
+ * gemm_avx512.c - AVX-512 gemm kernels (compiled with the AVX-512 flags; only
+ * called when cpu_level() is CPU_AVX512).
+ *
+ * Q4_0, Q8_0: int8 dot products (VPDPBUSD) on the X16 layout: one 64-byte
+ * vector holds 4 quants of 16 weight rows, the activation's 4 matching int8
+ * quants are broadcast, so each int32 lane sums one row's block and the block
+ * scales apply lane-wise (no horizontal sums). VPDPBUSD multiplies unsigned
+ * by signed bytes: the weights go in unsigned (Q4_0 nibbles 0..15, Q8_0 +128)
+ * and the offset comes back through the accumulator's start value
+ * -off*sum(activation quants) of the block. Weights not repacked are packed
+ * into X16 records on the stack, a slice of blocks at a time. The microkernel
+ * keeps up to MR activation rows in registers, so each weight vector is
+ * loaded and unpacked once per MR rows (GEMM), or once (GEMV).
+ *
+ * Activation format "x8" (per row): int8 qs[n] | float d[n/32] | int32 c[n/32]
+ * with qs and d as ggml's Q8_0 (fp16-rounded scale) and c = -off * sum(qs).
+ *
+ * F16: fp16 weights widened with VCVTPH2PS, f32 activations, FMA.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/matmul_int.h"
+
+#define MR 8            /* activation rows per microkernel call */
+#define SLICE_BLOCKS 32 /* blocks per on-the-fly packed slice */
+
+/* ---- activations ---- */
+
+static size_t act_bytes_x8(enum dtype t, int64_t n) {
+    (void)t;
+    return (size_t)n + (size_t)(n / 32) * 8;
+}
+
+static void act_x8(enum dtype t, const float *x, void *dst, int64_t n) {
+    int off = t == DTYPE_Q4_0 ? 8 : 128;
+    int64_t nb = n / 32;
+    int8_t *qs = dst;
+    float *d = (float *)(qs + n);
+    int32_t *c = (int32_t *)(d + nb);
+    const __m512 sign = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int64_t b = 0; b < nb; b++) {
+        __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
+        __m512 a = _mm512_max_ps(_mm512_and_ps(v0, sign), _mm512_and_ps(v1, sign));
+        float amax = _mm512_reduce_max_ps(a);
+        float dd = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
+        d[b] = _cvtsh_ss(_cvtss_sh(dd, 0));
+        __m512 vid = _mm512_set1_ps(id);
+        __m512i i0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512i i1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm_storeu_si128((__m128i *)(qs + 32 * b), _mm512_cvtsepi32_epi8(i0));
+        _mm_storeu_si128((__m128i *)(qs + 32 * b + 16), _mm512_cvtsepi32_epi8(i1));
+        c[b] = -off * _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+    }
+}
+
+static size_t act_bytes_f32(enum dtype t, int64_t n) {
+    (void)t;
+    return (size_t)n * 4;
+}
+
+static void act_f32(enum dtype t, const float *x, void *dst, int64_t n) {
+    (void)t;
+    memcpy(dst, x, (size_t)n * 4);
+}
+
+/* ---- Q4_0 / Q8_0 on X16 records ---- */
+
+static inline int32_t ld32(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* y[r*ldy + 0..15] (+)= records rec (16 weight rows, blocks [b0, b0+nb) of
+ * the row) . activation rows r < nr (qs at aq + r*stride, d and c likewise).
+ * accumulate: add to y instead of overwriting; mask: the valid columns. */
+static inline __attribute__((always_inline)) void mk_x16(const int nr, const int is_q4, const uint8_t *rec,
+                                                         int64_t nb, int64_t b0, const int8_t *aq,
+                                                         const float *ad, const int32_t *ac, size_t stride,
+                                                         float *y, int64_t ldy, int accumulate,
+                                                         __mmask16 mask) {
+    __m512 accf[MR];
+    const size_t rec_bytes = is_q4 ? 288 : 544;
+#pragma GCC unroll 8
+    for (int r = 0; r < nr; r++)
+        accf[r] = accumulate ? _mm512_maskz_loadu_ps(mask, y + r * ldy) : _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    for (int64_t b = b0; b < b0 + nb; b++, rec += rec_bytes) {
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)rec));
+        __m512i acc[MR];
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++)
+            acc[r] = _mm512_set1_epi32(*(const int32_t *)((const uint8_t *)(ac + b) + r * stride));
+        if (is_q4) {
+#pragma GCC unroll 4
+            for (int m = 0; m < 4; m++) {
+                __m512i p = _mm512_loadu_si512(rec + 32 + 64 * m);
+                __m512i lo = _mm512_and_si512(p, m4), hi = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+#pragma GCC unroll 8
+                for (int r = 0; r < nr; r++) {
+                    const int8_t *a = aq + r * stride + 32 * b;
+                    acc[r] = _mm512_dpbusd_epi32(acc[r], lo, _mm512_set1_epi32(ld32(a + 4 * m)));
+                    acc[r] = _mm512_dpbusd_epi32(acc[r], hi, _mm512_set1_epi32(ld32(a + 16 + 4 * m)));
+                }
+            }
+        } else {
+#pragma GCC unroll 8
+            for (int m = 0; m < 8; m++) {
+                __m512i p = _mm512_loadu_si512(rec + 32 + 64 * m);
+#pragma GCC unroll 8
+                for (int r = 0; r < nr; r++) {
+                    const int8_t *a = aq + r * stride + 32 * b;
+                    acc[r] = _mm512_dpbusd_epi32(acc[r], p, _mm512_set1_epi32(ld32(a + 4 * m)));
+                }
+            }
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) {
+            float da = *(const float *)((const uint8_t *)(ad + b) + r * stride);
+            accf[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r]), _mm512_mul_ps(dw, _mm512_set1_ps(da)), accf[r]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < nr; r++) _mm512_mask_storeu_ps(y + r * ldy, mask, accf[r]);
+}
+
+#define MK_CASES(Q4)                                                                               \
+    switch (nr) {                                                                                  \
+    case 1: mk_x16(1, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
+    case 2: mk_x16(2, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
+    case 3: mk_x16(3, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
+    case 4: mk_x16(4, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
+    case 5: mk_x16(5, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
+    case 6: mk_x16(6, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
+    case 7: mk_x16(7, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
+    default: mk_x16(8, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;             \
+    }
+
+static void mk_q4_0(int nr, const uint8_t *rec, int64_t nb, int64_t b0, const int8_t *aq, const float *ad,
+                    const int32_t *ac, size_t stride, float *y, int64_t ldy, int acc, __mmask16 mask) {
+    MK_CASES(1)
+}
+
+static void mk_q8_0(int nr, const uint8_t *rec, int64_t nb, int64_t b0, const int8_t *aq, const float *ad,
+                    const int32_t *ac, size_t stride, float *y, int64_t ldy, int acc, __mmask16 mask) {
+    MK_CASES(0)
+}
+
+static void gemm_x16(const mm_weight *w, const void *xq, size_t stride, int64_t n_rows, float *y,
+                     int64_t ldy, int64_t o0, int64_t o1) {
+    const int is_q4 = w->type == DTYPE_Q4_0;
+    const int64_t nb_all = w->n_in / 32;
+    const size_t d_off = (size_t)w->n_in, c_off = d_off + (size_t)nb_all * 4;
+    _Alignas(64) uint8_t slice[SLICE_BLOCKS * 544];
+    for (int64_t o = o0; o < o1; o += 16) {
+        int valid = o1 - o < 16 ? (int)(o1 - o) : 16;
+        __mmask16 mask = (__mmask16)((1u << valid) - 1);
+        for (int64_t b0 = 0; b0 < nb_all;) {
+            const uint8_t *rec;
+            int64_t nb;
+            if (w->layout == MM_LAYOUT_X16) {
+                rec = (const uint8_t *)w->data + (size_t)(o / 16) * 16 * w->row_bytes;
+                nb = nb_all;
+            } else {
+                nb = nb_all - b0 < SLICE_BLOCKS ? nb_all - b0 : SLICE_BLOCKS;
+                mm_x16_pack(w, o, b0, nb, slice);
+                rec = slice;
+            }
+            for (int64_t r = 0; r < n_rows; r += MR) {
+                int nr = n_rows - r < MR ? (int)(n_rows - r) : MR;
+                const uint8_t *base = (const uint8_t *)xq + (size_t)r * stride;
+                (is_q4 ? mk_q4_0 : mk_q8_0)(nr, rec, nb, b0, (const int8_t *)base, (const float *)(base + d_off),
+                                            (const int32_t *)(base + c_off), stride, y + r * ldy + o, ldy,
+                                            b0 > 0, mask);
+            }
+            b0 += nb;
+        }
+    }
+}
+
+/* ---- F16 ---- */
+
+/* GEMV-style: 4 weight rows at a time share each activation load. */
+static void gemm_f16(const mm_weight *w, const void *xq, size_t stride, int64_t n_rows, float *y,
+                     int64_t ldy, int64_t o0, int64_t o1) {
+    const int64_t n = w->n_in;
+    const int64_t n16 = n & ~(int64_t)15;
+    for (int64_t r = 0; r < n_rows; r++) {
+        const float *a = (const float *)((const uint8_t *)xq + (size_t)r * stride);
+        int64_t o = o0;
+        for (; o + 4 <= o1; o += 4) {
+            const uint16_t *w0 = (const uint16_t *)((const uint8_t *)w->data + (size_t)o * w->row_bytes);
+            const uint16_t *w1 = (const uint16_t *)((const uint8_t *)w0 + w->row_bytes);
+            const uint16_t *w2 = (const uint16_t *)((const uint8_t *)w1 + w->row_bytes);
+            const uint16_t *w3 = (const uint16_t *)((const uint8_t *)w2 + w->row_bytes);
+            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            for (int64_t i = 0; i < n16; i += 16) {
+                __m512 av = _mm512_loadu_ps(a + i);
+                s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w0 + i))), av, s0);
+                s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w1 + i))), av, s1);
+                s2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w2 + i))), av, s2);
+                s3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w3 + i))), av, s3);
+            }
+            float t0 = _mm512_reduce_add_ps(s0), t1 = _mm512_reduce_add_ps(s1);
+            float t2 = _mm512_reduce_add_ps(s2), t3 = _mm512_reduce_add_ps(s3);
+            for (int64_t i = n16; i < n; i++) {
+                t0 += _cvtsh_ss(w0[i]) * a[i];
+                t1 += _cvtsh_ss(w1[i]) * a[i];
+                t2 += _cvtsh_ss(w2[i]) * a[i];
+                t3 += _cvtsh_ss(w3[i]) * a[i];
+            }
+            y[r * ldy + o] = t0;
+            y[r * ldy + o + 1] = t1;
+            y[r * ldy + o + 2] = t2;
+            y[r * ldy + o + 3] = t3;
+        }
+        for (; o < o1; o++) {
+            const uint16_t *w0 = (const uint16_t *)((const uint8_t *)w->data + (size_t)o * w->row_bytes);
+            __m512 s0 = _mm512_setzero_ps();
+            for (int64_t i = 0; i < n16; i += 16)
+                s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w0 + i))),
+                                     _mm512_loadu_ps(a + i), s0);
+            float t0 = _mm512_reduce_add_ps(s0);
+            for (int64_t i = n16; i < n; i++) t0 += _cvtsh_ss(w0[i]) * a[i];
+            y[r * ldy + o] = t0;
+        }
+    }
+}
+
+void mm_kernels_fill_avx512(mm_kernels *k) {
+    k->gemm[DTYPE_Q4_0] = gemm_x16;
+    k->gemm[DTYPE_Q8_0] = gemm_x16;
+    k->act[DTYPE_Q4_0] = act_x8;
+    k->act[DTYPE_Q8_0] = act_x8;
+    k->act_bytes[DTYPE_Q4_0] = act_bytes_x8;
+    k->act_bytes[DTYPE_Q8_0] = act_bytes_x8;
+    k->chunk[DTYPE_Q4_0] = 16;
+    k->chunk[DTYPE_Q8_0] = 16;
+    k->gemm[DTYPE_F16] = gemm_f16;
+    k->act[DTYPE_F16] = act_f32;
+    k->act_bytes[DTYPE_F16] = act_bytes_f32;
+}

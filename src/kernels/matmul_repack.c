@@ -1,0 +1,127 @@
+/*
+ * matmul_repack.c - the X16 weight layout (see mm_layout in matmul.h): the
+ * in-place repack, done by building the permuted pages in a fresh anonymous
+ * mapping and moving it over the old ones with mremap (one atomic switch, no
+ * second copy left behind), and the way back to plain bytes for the reference
+ * kernels and for row lookups.
+ */
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "base/error.h"
+#include "kernels/matmul_int.h"
+#include "kernels/quant.h"
+
+static void x16_record_from_plain(enum dtype t, uint8_t *rec, const uint8_t *const *rows, int n_valid);
+
+int mm_x16_supported(const mm_weight *w) {
+    return (w->type == DTYPE_Q4_0 || w->type == DTYPE_Q8_0) && w->n_out % 16 == 0;
+}
+
+int mm_weight_repack(mm_weight *w, char *err, size_t err_size) {
+    if (w->layout != MM_LAYOUT_PLAIN || !mm_x16_supported(w)) return 0;
+    const dtype_info *ti = dtype_get((uint32_t)w->type);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)w->data, end = start + (size_t)w->n_out * w->row_bytes;
+    uintptr_t p0 = start & ~(uintptr_t)(page - 1), p1 = (end + page - 1) & ~(uintptr_t)(page - 1);
+    size_t len = p1 - p0;
+    uint8_t *fresh = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (fresh == MAP_FAILED)
+        return err_set(err, err_size, INFERD_ENOMEM, "matmul: cannot map %zu bytes to repack a %s weight",
+                       len, ti->name);
+    /* Bytes before and after the tensor on its first and last page. */
+    memcpy(fresh, (const void *)p0, start - p0);
+    memcpy(fresh + (end - p0), (const void *)end, p1 - end);
+    int64_t nb = w->n_in / ti->block_size;
+    size_t rec_bytes = 16 * (size_t)ti->type_size;
+    uint8_t *dst = fresh + (start - p0);
+    for (int64_t g = 0; g < w->n_out / 16; g++) {
+        const uint8_t *rows[16];
+        for (int l = 0; l < 16; l++) rows[l] = (const uint8_t *)w->data + (size_t)(16 * g + l) * w->row_bytes;
+        uint8_t *gdst = dst + (size_t)g * 16 * w->row_bytes;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk[16];
+            for (int l = 0; l < 16; l++) blk[l] = rows[l] + (size_t)b * ti->type_size;
+            x16_record_from_plain(w->type, gdst + (size_t)b * rec_bytes, blk, 16);
+        }
+    }
+    if (mremap(fresh, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)p0) == MAP_FAILED) {
+        munmap(fresh, len);
+        return err_set(err, err_size, INFERD_EIO, "matmul: cannot move repacked %s weight pages into place",
+                       ti->name);
+    }
+    madvise((void *)p0, len, MADV_HUGEPAGE);
+    w->layout = MM_LAYOUT_X16;
+    return 0;
+}
+
+void mm_x16_pack(const mm_weight *w, int64_t o, int64_t b0, int64_t n_blocks, uint8_t *dst) {
+    const dtype_info *ti = dtype_get((uint32_t)w->type);
+    size_t rec_bytes = 16 * (size_t)ti->type_size;
+    int n_valid = w->n_out - o < 16 ? (int)(w->n_out - o) : 16;
+    const uint8_t *blk[16];
+    for (int64_t b = 0; b < n_blocks; b++) {
+        for (int l = 0; l < n_valid; l++)
+            blk[l] = (const uint8_t *)w->data + (size_t)(o + l) * w->row_bytes + (size_t)(b0 + b) * ti->type_size;
+        x16_record_from_plain(w->type, dst + (size_t)b * rec_bytes, blk, n_valid);
+    }
+}
+
+void mm_weight_get_bytes(const mm_weight *w, int64_t o, int64_t k0, int64_t n, void *dst) {
+    const dtype_info *ti = dtype_get((uint32_t)w->type);
+    int64_t b0 = k0 / ti->block_size, nb = n / ti->block_size;
+    if (w->layout == MM_LAYOUT_PLAIN) {
+        memcpy(dst, (const uint8_t *)w->data + (size_t)o * w->row_bytes + (size_t)b0 * ti->type_size,
+               (size_t)nb * ti->type_size);
+        return;
+    }
+    size_t rec_bytes = 16 * (size_t)ti->type_size;
+    int l = (int)(o % 16);
+    const uint8_t *grp = (const uint8_t *)w->data + (size_t)(o / 16) * 16 * w->row_bytes;
+    int n_dw = w->type == DTYPE_Q4_0 ? 4 : 8;
+    uint32_t flip = w->type == DTYPE_Q8_0 ? 0x80808080u : 0;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *rec = grp + (size_t)(b0 + b) * rec_bytes;
+        uint8_t *out = (uint8_t *)dst + (size_t)b * ti->type_size;
+        memcpy(out, rec + 2 * l, 2);
+        for (int m = 0; m < n_dw; m++) {
+            uint32_t v;
+            memcpy(&v, rec + 32 + 64 * m + 4 * l, 4);
+            v ^= flip;
+            memcpy(out + 2 + 4 * m, &v, 4);
+        }
+    }
+}
+
+void mm_weight_get_row(const mm_weight *w, int64_t o, float *out) {
+    const dtype_info *ti = dtype_get((uint32_t)w->type);
+    uint8_t buf[4096];
+    int64_t per = (int64_t)(sizeof buf / ti->type_size) * ti->block_size;
+    for (int64_t k = 0; k < w->n_in; k += per) {
+        int64_t n = w->n_in - k < per ? w->n_in - k : per;
+        mm_weight_get_bytes(w, o, k, n, buf);
+        dequantize_row(w->type, buf, out + k, n);
+    }
+}
+
+/* One X16 record from the same block of n_valid rows (rows past n_valid get
+ * scale 0, so they contribute nothing). */
+static void x16_record_from_plain(enum dtype t, uint8_t *rec, const uint8_t *const *blk, int n_valid) {
+    int n_dw = t == DTYPE_Q4_0 ? 4 : 8;
+    uint32_t flip = t == DTYPE_Q8_0 ? 0x80808080u : 0;
+    for (int l = 0; l < 16; l++) {
+        if (l >= n_valid) {
+            memset(rec + 2 * l, 0, 2);
+            for (int m = 0; m < n_dw; m++) memset(rec + 32 + 64 * m + 4 * l, 0, 4);
+            continue;
+        }
+        memcpy(rec + 2 * l, blk[l], 2);
+        for (int m = 0; m < n_dw; m++) {
+            uint32_t v;
+            memcpy(&v, blk[l] + 2 + 4 * m, 4);
+            v ^= flip;
+            memcpy(rec + 32 + 64 * m + 4 * l, &v, 4);
+        }
+    }
+}

@@ -1,0 +1,311 @@
+/*
+ * model_forward.c - the llama forward pass over one flat batch (model.h).
+ * Shapes, with T tokens in the batch, E = n_embd, H = n_head, Hkv = n_head_kv,
+ * D = head_dim, F = n_ff, V = n_vocab:
+ *   x = token_embd[tokens]                               (T, E)
+ *   per layer:
+ *     xn = rmsnorm(x) * attn_norm                        (T, E)
+ *     q = xn Wq^T (+bq)  k = xn Wk^T (+bk)  v = xn Wv^T (+bv)
+ *                                                        (T, H*D) (T, Hkv*D) (T, Hkv*D)
+ *     q, k = rope(q, k, pos); K/V pool[seq, pos] = k, v
+ *     att = softmax(q K^T / sqrt(D), causal) V           (T, H*D)
+ *     (last layer: keep only the rows that want logits: T -> R)
+ *     x += att Wo^T (+bo)                                (T, E)
+ *     xn = rmsnorm(x) * ffn_norm                         (T, E)
+ *     x += (silu(xn Wgate^T) * (xn Wup^T)) Wdown^T       (T, F) -> (T, E)
+ *   logits = (rmsnorm(x) * output_norm) Wout^T           (R, V)
+ * Matrix products run on the thread pool through kernels/matmul; per-token
+ * steps (norms, rope, cache writes, attention) are split over the same pool.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "base/util.h"
+#include "kernels/attention.h"
+#include "kernels/quant.h"
+#include "model/model_int.h"
+
+enum stage {
+    STAGE_EMBED,     /* x = embeddings, rope cache per token */
+    STAGE_ATTN_NORM, /* xn = rmsnorm(x) * attn_norm */
+    STAGE_QKV,       /* biases, rope, K/V into the pool */
+    STAGE_ATTN,      /* att = attention */
+    STAGE_FFN_NORM,  /* x += xn (+bo); xn = rmsnorm(x) * ffn_norm */
+    STAGE_SILU,      /* gate = silu(gate) * up */
+    STAGE_RESID,     /* x += xn */
+    STAGE_OUT_NORM,  /* xn = rmsnorm(x) * output_norm */
+};
+
+typedef struct fwd {
+    model *m;
+    kv_pool *kv;
+    const model_batch *b;
+    enum stage stage;
+    uint32_t il;      /* current layer */
+    uint32_t n_rows;  /* rows of the residual stream being processed */
+    attn_args attn;
+} fwd;
+
+static void run_stage(void *arg, int ith, int nth);
+
+static size_t align64(size_t n) {
+    return (n + 63) & ~(size_t)63;
+}
+
+int model_reserve(model *m, uint32_t max_tokens) {
+    if (max_tokens == 0) return INFERD_EINVAL;
+    const model_hparams *hp = &m->hp;
+    const size_t n = max_tokens;
+    const size_t nq = (size_t)hp->n_head * hp->head_dim, nkv = (size_t)hp->n_head_kv * hp->head_dim;
+    size_t mm = mm_scratch_bytes(&m->output, (int64_t)n);
+    for (uint32_t il = 0; il < hp->n_layer; il++) {
+        const model_layer *l = &m->layers[il];
+        const mm_weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+            size_t b = mm_scratch_bytes(ws[i], (int64_t)n);
+            if (b > mm) mm = b;
+        }
+    }
+    const size_t sizes[] = {
+        n * hp->n_embd * 4, n * hp->n_embd * 4, n * nq * 4, n * nkv * 4, n * nkv * 4,
+        n * nq * 4, n * hp->n_ff * 4, n * hp->n_ff * 4, n * hp->n_rot * 4, n * 4,
+        n * sizeof(uint32_t *), mm,
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += align64(sizes[i]);
+    char *base = aligned_zalloc(total, 64);
+    if (!base) return INFERD_ENOMEM;
+    model_scratch_free(&m->s);
+    model_scratch *s = &m->s;
+    s->base = base;
+    s->max_batch = max_tokens;
+    void **slots[] = {
+        (void **)&s->x, (void **)&s->xn, (void **)&s->q, (void **)&s->k,
+        (void **)&s->v, (void **)&s->att, (void **)&s->gate, (void **)&s->up,
+        (void **)&s->rope, (void **)&s->rows, (void **)&s->tables, &s->mm,
+    };
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        *slots[i] = base + off;
+        off += align64(sizes[i]);
+    }
+    return 0;
+}
+
+uint32_t model_max_batch(const model *m) {
+    return m->s.max_batch;
+}
+
+void model_scratch_free(model_scratch *s) {
+    aligned_free(s->base);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Checks every index the batch carries against the model and the pool. */
+static int check_batch(const model *m, const kv_pool *kv, const model_batch *b, uint32_t *n_out,
+                       char *err, size_t err_size) {
+    if (b->n_tokens == 0 || !b->tokens || !b->pos || !b->seq || !b->seqs || b->n_seqs == 0)
+        return err_set(err, err_size, INFERD_EINVAL,
+                       "model: empty batch (%u tokens, %u sequences)", b->n_tokens, b->n_seqs);
+    if (kv->n_layer != m->hp.n_layer || kv->n_head_kv != m->hp.n_head_kv ||
+        kv->head_dim != m->hp.head_dim)
+        return err_set(err, err_size, INFERD_EINVAL, "model: the KV pool was made for another model");
+    uint32_t n = 0;
+    for (uint32_t t = 0; t < b->n_tokens; t++) {
+        const int32_t id = b->tokens[t], pos = b->pos[t], s = b->seq[t];
+        if (id < 0 || (uint32_t)id >= m->hp.n_vocab)
+            return err_set(err, err_size, INFERD_EINVAL,
+                           "model: token %u of the batch has id %d, outside the vocabulary (%u)",
+                           t, id, m->hp.n_vocab);
+        if (s < 0 || (uint32_t)s >= b->n_seqs)
+            return err_set(err, err_size, INFERD_EINVAL,
+                           "model: token %u names sequence %d of %u", t, s, b->n_seqs);
+        const model_seq *sq = &b->seqs[s];
+        if (pos < 0 || (uint32_t)pos / kv->block_size >= sq->n_blocks || !sq->blocks)
+            return err_set(err, err_size, INFERD_EINVAL,
+                           "model: token %u has position %d, beyond its sequence's %u blocks of %u",
+                           t, pos, sq->n_blocks, kv->block_size);
+        if (!b->want_logits || b->want_logits[t]) n++;
+    }
+    for (uint32_t s = 0; s < b->n_seqs; s++) {
+        const model_seq *sq = &b->seqs[s];
+        for (uint32_t i = 0; i < sq->n_blocks; i++) {
+            if (sq->blocks[i] >= kv->n_blocks)
+                return err_set(err, err_size, INFERD_EINVAL,
+                               "model: sequence %u block %u is %u, the pool has %u blocks", s, i,
+                               sq->blocks[i], kv->n_blocks);
+        }
+    }
+    *n_out = b->want_logits ? n : 1;
+    return 0;
+}
+
+int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, char *err,
+                  size_t err_size) {
+    uint32_t n_out = 0;
+    int rc = check_batch(m, kv, b, &n_out, err, err_size);
+    if (rc) return rc;
+    const uint32_t need = b->n_tokens > b->n_seqs ? b->n_tokens : b->n_seqs;
+    if (need > m->s.max_batch && (rc = model_reserve(m, need)) != 0)
+        return err_set(err, err_size, rc, "model: cannot grow scratch to %u tokens", need);
+
+    const model_hparams *hp = &m->hp;
+    model_scratch *s = &m->s;
+    const uint32_t T = b->n_tokens;
+    const size_t nq = (size_t)hp->n_head * hp->head_dim;
+
+    /* Rows kept for logits, in batch order. */
+    uint32_t r = 0;
+    for (uint32_t t = 0; t < T; t++) {
+        if (b->want_logits ? b->want_logits[t] : t == T - 1) s->rows[r++] = t;
+    }
+    for (uint32_t i = 0; i < b->n_seqs; i++) s->tables[i] = b->seqs[i].blocks;
+
+    fwd f = {.m = m, .kv = kv, .b = b, .n_rows = T};
+    f.attn = (attn_args){
+        .n_tokens = T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+        .head_dim = hp->head_dim, .q = s->q, .q_stride = nq, .out = s->att, .out_stride = nq,
+        .kv_type = kv->type, .block_size = kv->block_size, .pos = b->pos, .seq = b->seq,
+        .tables = s->tables, .scale = 1.0f / sqrtf((float)hp->head_dim),
+    };
+
+    f.stage = STAGE_EMBED;
+    threadpool_run(m->tp, run_stage, &f);
+    for (uint32_t il = 0; il < hp->n_layer; il++) {
+        const model_layer *l = &m->layers[il];
+        f.il = il;
+        f.stage = STAGE_ATTN_NORM;
+        threadpool_run(m->tp, run_stage, &f);
+        mm_forward(m->tp, &l->wq, s->xn, T, s->q, s->mm);  /* (T, E) -> (T, H*D) */
+        mm_forward(m->tp, &l->wk, s->xn, T, s->k, s->mm);  /* (T, E) -> (T, Hkv*D) */
+        mm_forward(m->tp, &l->wv, s->xn, T, s->v, s->mm);  /* (T, E) -> (T, Hkv*D) */
+        f.stage = STAGE_QKV;
+        threadpool_run(m->tp, run_stage, &f);
+        const char *pool = kv->data;
+        f.attn.k = pool + (size_t)2 * il * kv->layer_bytes;
+        f.attn.v = pool + ((size_t)2 * il + 1) * kv->layer_bytes;
+        f.stage = STAGE_ATTN;
+        threadpool_run(m->tp, run_stage, &f);
+        if (il == hp->n_layer - 1 && r < f.n_rows) {
+            /* Only the rows that give logits go on; s->rows is ascending, so
+             * moving row rows[i] down to i never overwrites a row still needed. */
+            for (uint32_t i = 0; i < r; i++) {
+                const uint32_t src = s->rows[i];
+                if (src == i) continue;
+                memcpy(s->att + (size_t)i * nq, s->att + (size_t)src * nq, nq * sizeof(float));
+                memcpy(s->x + (size_t)i * hp->n_embd, s->x + (size_t)src * hp->n_embd,
+                       hp->n_embd * sizeof(float));
+            }
+            f.n_rows = r;
+        }
+        mm_forward(m->tp, &l->wo, s->att, f.n_rows, s->xn, s->mm); /* (T, H*D) -> (T, E) */
+        f.stage = STAGE_FFN_NORM;
+        threadpool_run(m->tp, run_stage, &f);
+        mm_forward(m->tp, &l->w_gate, s->xn, f.n_rows, s->gate, s->mm); /* (T, E) -> (T, F) */
+        mm_forward(m->tp, &l->w_up, s->xn, f.n_rows, s->up, s->mm);     /* (T, E) -> (T, F) */
+        f.stage = STAGE_SILU;
+        threadpool_run(m->tp, run_stage, &f);
+        mm_forward(m->tp, &l->w_down, s->gate, f.n_rows, s->xn, s->mm); /* (T, F) -> (T, E) */
+        f.stage = STAGE_RESID;
+        threadpool_run(m->tp, run_stage, &f);
+    }
+    f.stage = STAGE_OUT_NORM;
+    threadpool_run(m->tp, run_stage, &f);
+    mm_forward(m->tp, &m->output, s->xn, r, logits, s->mm); /* (R, E) -> (R, V) */
+    return 0;
+}
+
+/* Writes one token's K and V rows (after rope) into the pool for layer il. */
+static void store_kv(const fwd *f, uint32_t t, const float *k, const float *v) {
+    const kv_pool *kv = f->kv;
+    const model_batch *b = f->b;
+    const uint32_t pos = (uint32_t)b->pos[t];
+    const uint32_t block = b->seqs[b->seq[t]].blocks[pos / kv->block_size];
+    const size_t n = (size_t)kv->n_head_kv * kv->head_dim;
+    const size_t row = ((size_t)block * kv->block_size + pos % kv->block_size) * n;
+    char *kl = (char *)kv->data + (size_t)2 * f->il * kv->layer_bytes;
+    char *vl = kl + kv->layer_bytes;
+    if (kv->type == DTYPE_F16) {
+        uint16_t *kd = (uint16_t *)kl + row, *vd = (uint16_t *)vl + row;
+        for (size_t i = 0; i < n; i++) {
+            kd[i] = f32_to_fp16(k[i]);
+            vd[i] = f32_to_fp16(v[i]);
+        }
+    } else {
+        memcpy((float *)kl + row, k, n * sizeof(float));
+        memcpy((float *)vl + row, v, n * sizeof(float));
+    }
+}
+
+static void add_bias(float *x, const float *bias, size_t n) {
+    if (bias) op_add(x, x, bias, (uint32_t)n);
+}
+
+static void run_stage(void *arg, int ith, int nth) {
+    const fwd *f = arg;
+    const model *m = f->m;
+    const model_hparams *hp = &m->hp;
+    const model_scratch *s = &m->s;
+    const model_layer *l = f->stage == STAGE_EMBED || f->stage == STAGE_OUT_NORM
+                               ? NULL : &m->layers[f->il];
+    const uint32_t E = hp->n_embd;
+    const size_t nq = (size_t)hp->n_head * hp->head_dim;
+    const size_t nkv = (size_t)hp->n_head_kv * hp->head_dim;
+
+    if (f->stage == STAGE_ATTN) {
+        attn_forward_range(&f->attn, (uint32_t)ith, (uint32_t)nth);
+        return;
+    }
+    uint32_t n_rows = f->n_rows;
+    if (f->stage == STAGE_EMBED || f->stage == STAGE_QKV) n_rows = f->b->n_tokens;
+    const uint32_t per = (n_rows + (uint32_t)nth - 1) / (uint32_t)nth;
+    const uint32_t t0 = per * (uint32_t)ith;
+    const uint32_t t1 = t0 + per < n_rows ? t0 + per : n_rows;
+
+    for (uint32_t t = t0; t < t1; t++) {
+        float *x = s->x + (size_t)t * E, *xn = s->xn + (size_t)t * E;
+        switch (f->stage) {
+        case STAGE_EMBED: {
+            const gguf_tensor *te = m->tok_embd;
+            const size_t row_bytes = te->size_bytes / hp->n_vocab;
+            dequantize_row(te->type, (const char *)te->data + (size_t)f->b->tokens[t] * row_bytes,
+                           x, E);
+            op_rope_cache(&m->rope, f->b->pos[t], s->rope + (size_t)t * hp->n_rot);
+            break;
+        }
+        case STAGE_ATTN_NORM:
+            op_rmsnorm(xn, x, l->attn_norm, E, hp->rms_eps);
+            break;
+        case STAGE_QKV: {
+            float *q = s->q + t * nq, *k = s->k + t * nkv, *v = s->v + t * nkv;
+            add_bias(q, l->bq, nq);
+            add_bias(k, l->bk, nkv);
+            add_bias(v, l->bv, nkv);
+            const float *cache = s->rope + (size_t)t * hp->n_rot;
+            op_rope_apply(q, hp->n_head, hp->head_dim, hp->n_rot, m->rope.mode, cache);
+            op_rope_apply(k, hp->n_head_kv, hp->head_dim, hp->n_rot, m->rope.mode, cache);
+            store_kv(f, t, k, v);
+            break;
+        }
+        case STAGE_FFN_NORM:
+            add_bias(xn, l->bo, E);
+            op_add(x, x, xn, E);
+            op_rmsnorm(xn, x, l->ffn_norm, E, hp->rms_eps);
+            break;
+        case STAGE_SILU:
+            op_silu_mul(s->gate + (size_t)t * hp->n_ff, s->gate + (size_t)t * hp->n_ff,
+                        s->up + (size_t)t * hp->n_ff, hp->n_ff);
+            break;
+        case STAGE_RESID:
+            op_add(x, x, xn, E);
+            break;
+        case STAGE_OUT_NORM: /* the last layer left exactly the logit rows, in order */
+            op_rmsnorm(xn, x, m->output_norm, E, hp->rms_eps);
+            break;
+        default:
+            break;
+        }
+    }
+}

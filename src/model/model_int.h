@@ -1,0 +1,72 @@
+/*
+ * model_int.h - private to src/model/: the model handle (weights bound to the
+ * GGUF mapping, scratch), the KV pool and the forward pass's helpers.
+ */
+#ifndef MODEL_MODEL_INT_H
+#define MODEL_MODEL_INT_H
+
+#include "gguf/gguf.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "kernels/threadpool.h"
+#include "model/model.h"
+
+typedef struct model_layer {
+    float *attn_norm;  /* (n_embd), owned (converted to f32 at load) */
+    float *ffn_norm;   /* (n_embd), owned */
+    float *bq, *bk, *bv, *bo; /* (n_head*head_dim), (n_kv), (n_kv), (n_embd) or NULL; owned */
+    mm_weight wq;      /* (n_embd -> n_head * head_dim) */
+    mm_weight wk;      /* (n_embd -> n_head_kv * head_dim) */
+    mm_weight wv;      /* (n_embd -> n_head_kv * head_dim) */
+    mm_weight wo;      /* (n_head * head_dim -> n_embd) */
+    mm_weight w_gate;  /* (n_embd -> n_ff) */
+    mm_weight w_up;    /* (n_embd -> n_ff) */
+    mm_weight w_down;  /* (n_ff -> n_embd) */
+} model_layer;
+
+/* Per-forward scratch, carved from one allocation sized for max_batch tokens. */
+typedef struct model_scratch {
+    uint32_t max_batch;
+    void *base;        /* owned, the single allocation */
+    float *x;          /* (max_batch, n_embd) residual stream */
+    float *xn;         /* (max_batch, n_embd) normed input of a sub-layer */
+    float *q;          /* (max_batch, n_head * head_dim) */
+    float *k;          /* (max_batch, n_head_kv * head_dim) */
+    float *v;          /* (max_batch, n_head_kv * head_dim) */
+    float *att;        /* (max_batch, n_head * head_dim) attention output */
+    float *gate;       /* (max_batch, n_ff) */
+    float *up;         /* (max_batch, n_ff) */
+    float *rope;       /* (max_batch, n_rot) cos/sin per token */
+    uint32_t *rows;    /* (max_batch) batch indices of the rows kept for logits */
+    const uint32_t **tables; /* (max_batch) block table per sequence (n_seqs <= max_batch) */
+    void *mm;          /* matmul scratch (largest mm_scratch_bytes) */
+} model_scratch;
+
+struct model {
+    model_hparams hp;
+    model_params params;
+    gguf_file *gguf;           /* owned: weights point into its mapping */
+    tokenizer *tok;            /* owned */
+    char *chat_template;       /* owned, or NULL */
+    threadpool *tp;            /* owned */
+    const gguf_tensor *tok_embd; /* (n_vocab, n_embd) rows, any supported type */
+    float *output_norm;        /* (n_embd), owned */
+    float *rope_freqs;         /* (n_rot / 2), owned, or NULL */
+    mm_weight output;          /* (n_embd -> n_vocab): output.weight or token_embd */
+    model_layer *layers;       /* (n_layer), owned */
+    op_rope_params rope;
+    model_scratch s;
+};
+
+struct kv_pool {
+    uint32_t n_blocks, block_size;
+    uint32_t n_layer, n_head_kv, head_dim;
+    enum dtype type;
+    size_t layer_bytes;        /* bytes of one layer's K (or V) */
+    void *data;                /* owned: for layer l, K at 2*l*layer_bytes, V after it */
+};
+
+/* Frees the scratch (model_scratch.base) and zeroes it. */
+void model_scratch_free(model_scratch *s);
+
+#endif

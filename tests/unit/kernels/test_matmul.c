@@ -1,0 +1,247 @@
+/*
+ * test_matmul.c - mm_forward for every weight type and dispatch level.
+ * The scalar level is checked against a double-precision product of the
+ * dequantized weights with the f32 activations (tolerance by activation
+ * format, which is where it rounds); each SIMD level this CPU has is checked
+ * against the scalar level (levels it lacks are skipped with a printed
+ * reason). Shapes cover GEMV (1 row), partial tiles and partial chunks, with
+ * and without the thread pool. Also: the X16 repack in place, row lookups,
+ * and mm_weight_init's argument checks.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "inferd.h"
+#include "kernels/cpu.h"
+#include "kernels/matmul.h"
+#include "kernels/quant.h"
+
+/* Error bounds, relative to sum_i |w_i x_i| of the output element:
+ * TOL_SIMD: a SIMD level against the scalar one (same integer block sums,
+ * float sums in another order; F16 SIMD keeps activations in f32, where the
+ * reference rounds them to half: 2^-11). The TOL_ACT_* bound the scalar
+ * level against exact arithmetic: int8 activations round each element by up
+ * to half a step of amax/127 (so up to 1/254 of the largest element). */
+#define TOL_SIMD 1e-5
+#define TOL_SIMD_F16 1e-3
+#define TOL_ACT_F32 1e-5
+#define TOL_ACT_F16 1e-3
+#define TOL_ACT_BF16 8e-3
+#define TOL_ACT_Q8 2.5e-2
+
+static float normal(uint64_t *s) {
+    double u1 = rng_uniform(s), u2 = rng_uniform(s);
+    return (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+typedef struct problem {
+    enum dtype type;
+    int64_t n_in, n_out, n_rows;
+    size_t wbytes;
+    void *wdata;
+    float *x, *exact, *scale;
+} problem;
+
+static void problem_make(problem *p, enum dtype type, int64_t n_in, int64_t n_out, int64_t n_rows,
+                         uint64_t seed) {
+    memset(p, 0, sizeof *p);
+    p->type = type;
+    p->n_in = n_in;
+    p->n_out = n_out;
+    p->n_rows = n_rows;
+    uint64_t rb;
+    cr_assert_eq(dtype_row_bytes(type, n_in, &rb), 0);
+    p->wbytes = rb * n_out;
+    p->wdata = malloc(p->wbytes);
+    float *wf = malloc(sizeof(float) * n_in * n_out);
+    for (int64_t i = 0; i < n_in * n_out; i++) wf[i] = 0.5f * normal(&seed);
+    cr_assert_eq(quantize_rows(type, wf, p->wdata, n_out, n_in), p->wbytes);
+    for (int64_t o = 0; o < n_out; o++) dequantize_row(type, (uint8_t *)p->wdata + o * rb, wf + o * n_in, n_in);
+    p->x = malloc(sizeof(float) * n_in * n_rows);
+    p->exact = malloc(sizeof(float) * n_out * n_rows);
+    p->scale = malloc(sizeof(float) * n_out * n_rows);
+    for (int64_t i = 0; i < n_in * n_rows; i++) p->x[i] = normal(&seed);
+    for (int64_t r = 0; r < n_rows; r++)
+        for (int64_t o = 0; o < n_out; o++) {
+            double s = 0, a = 0;
+            for (int64_t i = 0; i < n_in; i++) {
+                double t = (double)wf[o * n_in + i] * p->x[r * n_in + i];
+                s += t;
+                a += fabs(t);
+            }
+            p->exact[r * n_out + o] = (float)s;
+            p->scale[r * n_out + o] = (float)a;
+        }
+    free(wf);
+}
+
+static void problem_free(problem *p) {
+    free(p->wdata);
+    free(p->x);
+    free(p->exact);
+    free(p->scale);
+}
+
+static float *run_forward(const problem *p, const void *wdata, threadpool *tp, int repack) {
+    mm_weight w;
+    char err[256];
+    cr_assert_eq(mm_weight_init(&w, p->type, p->n_in, p->n_out, wdata, err, sizeof err), 0, "%s", err);
+    if (repack) cr_assert_eq(mm_weight_repack(&w, err, sizeof err), 0, "%s", err);
+    void *scratch = malloc(mm_scratch_bytes(&w, p->n_rows));
+    float *y = malloc(sizeof(float) * p->n_out * p->n_rows);
+    for (int64_t i = 0; i < p->n_out * p->n_rows; i++) y[i] = NAN;
+    mm_forward(tp, &w, p->x, p->n_rows, y, scratch);
+    free(scratch);
+    mm_weight_release(&w);
+    return y;
+}
+
+static void compare(const problem *p, const float *got, const float *want, double tol, const char *what) {
+    for (int64_t i = 0; i < p->n_out * p->n_rows; i++) {
+        double e = fabs((double)got[i] - want[i]);
+        cr_assert(e <= tol * p->scale[i] + 1e-30, "%s: %s %lldx%lld row %lld col %lld: got %.9g want %.9g (tol %g)",
+                  what, dtype_get(p->type)->name, (long long)p->n_out, (long long)p->n_in,
+                  (long long)(i / p->n_out), (long long)(i % p->n_out), got[i], want[i], tol * p->scale[i]);
+    }
+}
+
+static double act_tol(enum dtype t) {
+    switch (quant_vec_dot_type(t)) {
+    case DTYPE_F32: return TOL_ACT_F32;
+    case DTYPE_F16: return TOL_ACT_F16;
+    case DTYPE_BF16: return TOL_ACT_BF16;
+    default: return TOL_ACT_Q8;
+    }
+}
+
+static const enum dtype all_types[] = {DTYPE_F32,  DTYPE_F16,  DTYPE_BF16, DTYPE_Q4_0, DTYPE_Q4_1,
+                                       DTYPE_Q5_0, DTYPE_Q5_1, DTYPE_Q8_0, DTYPE_Q2_K, DTYPE_Q3_K,
+                                       DTYPE_Q4_K, DTYPE_Q5_K, DTYPE_Q6_K, DTYPE_IQ4_NL, DTYPE_IQ4_XS};
+/* {n_in, n_out, n_rows}: GEMV, partial 16-row tiles, more rows than a tile,
+ * row tails of every microkernel width. */
+static const int64_t shapes[][3] = {{256, 37, 1}, {512, 64, 3}, {256, 70, 17}, {768, 48, 1}, {256, 33, 70}};
+
+static void run_level(enum cpu_level level) {
+    if (cpu_set_level(CPU_SCALAR)) cr_assert_fail("scalar level must exist");
+    if (level > cpu_best_level()) {
+        printf("skip: this CPU lacks the %s kernels (best is %s)\n", cpu_level_name(level),
+               cpu_level_name(cpu_best_level()));
+        return;
+    }
+    threadpool *tp = threadpool_new(2);
+    cr_assert_not_null(tp);
+    for (size_t t = 0; t < sizeof all_types / sizeof all_types[0]; t++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            problem p;
+            problem_make(&p, all_types[t], shapes[s][0], shapes[s][1], shapes[s][2], 1000 + s);
+            cpu_set_level(CPU_SCALAR);
+            float *ref = run_forward(&p, p.wdata, NULL, 0);
+            if (level == CPU_SCALAR) {
+                compare(&p, ref, p.exact, act_tol(p.type), "scalar vs exact");
+            } else {
+                cr_assert_eq(cpu_set_level(level), 0);
+                double tol = p.type == DTYPE_F16 ? TOL_SIMD_F16 : TOL_SIMD;
+                float *y1 = run_forward(&p, p.wdata, NULL, 0);
+                float *y2 = run_forward(&p, p.wdata, tp, 0);
+                compare(&p, y1, ref, tol, cpu_level_name(level));
+                compare(&p, y2, ref, tol, cpu_level_name(level));
+                free(y1);
+                free(y2);
+            }
+            free(ref);
+            problem_free(&p);
+        }
+    threadpool_free(tp);
+}
+
+Test(matmul, scalar_matches_exact) { run_level(CPU_SCALAR); }
+Test(matmul, avx2_matches_scalar) { run_level(CPU_AVX2); }
+Test(matmul, avx512_matches_scalar) { run_level(CPU_AVX512); }
+
+/* Repack in place: the bytes around the tensor on its pages stay, rows read
+ * back as before, and every level computes the same products as from the
+ * plain layout. */
+Test(matmul, repack_in_place) {
+    const enum dtype types[] = {DTYPE_Q4_0, DTYPE_Q8_0};
+    for (size_t t = 0; t < 2; t++) {
+        problem p;
+        problem_make(&p, types[t], 512, 48, 5, 77);
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t len = (p.wbytes + 2 * page + 100 + page - 1) / page * page;
+        uint8_t *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        cr_assert_neq(map, MAP_FAILED);
+        for (size_t i = 0; i < len; i++) map[i] = (uint8_t)(i * 7);
+        uint8_t *data = map + page + 100; /* not page-aligned */
+        memcpy(data, p.wdata, p.wbytes);
+        cr_assert_eq(mprotect(map, len, PROT_READ), 0); /* like a read-only file mapping */
+
+        cpu_set_level(CPU_SCALAR);
+        float *ref = run_forward(&p, p.wdata, NULL, 0);
+        mm_weight w;
+        char err[256];
+        cr_assert_eq(mm_weight_init(&w, p.type, p.n_in, p.n_out, data, err, sizeof err), 0);
+        cr_assert_eq(mm_weight_repack(&w, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(w.layout, MM_LAYOUT_X16);
+        cr_assert_neq(memcmp(data, p.wdata, p.wbytes), 0, "the bytes were permuted");
+        for (size_t i = 0; i < page + 100; i++) cr_assert_eq(map[i], (uint8_t)(i * 7), "byte %zu before", i);
+        for (size_t i = page + 100 + p.wbytes; i < len; i++) cr_assert_eq(map[i], (uint8_t)(i * 7), "byte %zu after", i);
+        float row[512], want[512];
+        for (int64_t o = 0; o < p.n_out; o += 7) {
+            mm_weight_get_row(&w, o, row);
+            dequantize_row(p.type, (uint8_t *)p.wdata + o * (p.wbytes / p.n_out), want, 512);
+            cr_assert_eq(memcmp(row, want, sizeof row), 0, "row %lld", (long long)o);
+        }
+        void *scratch = malloc(mm_scratch_bytes(&w, p.n_rows));
+        float *y = malloc(sizeof(float) * p.n_out * p.n_rows);
+        for (int l = 0; l <= (int)cpu_best_level(); l++) {
+            cr_assert_eq(cpu_set_level((enum cpu_level)l), 0);
+            mm_forward(NULL, &w, p.x, p.n_rows, y, scratch);
+            compare(&p, y, ref, TOL_SIMD, cpu_level_name((enum cpu_level)l));
+        }
+        free(y);
+        free(scratch);
+        mm_weight_release(&w);
+        free(ref);
+        munmap(map, len);
+        problem_free(&p);
+    }
+}
+
+Test(matmul, repack_skips_other_shapes) {
+    static float data[64 * 17];
+    mm_weight w;
+    char err[256];
+    cr_assert_eq(mm_weight_init(&w, DTYPE_F32, 64, 17, data, err, sizeof err), 0);
+    cr_assert_eq(mm_weight_repack(&w, err, sizeof err), 0);
+    cr_assert_eq(w.layout, MM_LAYOUT_PLAIN);
+}
+
+Test(matmul, init_rejects_bad_shapes) {
+    mm_weight w;
+    char err[256];
+    float data[64] = {0};
+    cr_assert_eq(mm_weight_init(&w, DTYPE_F32, 0, 4, data, err, sizeof err), INFERD_EINVAL);
+    cr_assert_eq(mm_weight_init(&w, DTYPE_F32, 4, -1, data, err, sizeof err), INFERD_EINVAL);
+    cr_assert_eq(mm_weight_init(&w, DTYPE_F32, 4, 4, NULL, err, sizeof err), INFERD_EINVAL);
+    cr_assert_eq(mm_weight_init(&w, DTYPE_Q4_0, 48, 4, data, err, sizeof err), INFERD_EINVAL);
+    cr_assert(strstr(err, "48"), "%s", err);
+    cr_assert_eq(mm_weight_init(&w, DTYPE_I32, 4, 4, data, err, sizeof err), INFERD_EUNSUPPORTED);
+    cr_assert_eq(mm_weight_init(&w, (enum dtype)4, 4, 4, data, err, sizeof err), INFERD_EUNSUPPORTED);
+    cr_assert(strstr(err, "type"), "%s", err);
+    mm_weight_release(&w);
+    mm_weight_release(NULL);
+}
+
+Test(matmul, forced_level_is_reported) {
+    cr_assert_eq(cpu_set_level(CPU_SCALAR), 0);
+    cr_assert_eq(cpu_level(), CPU_SCALAR);
+    cr_assert_neq(cpu_set_level(CPU_LEVEL_COUNT), 0);
+    const cpu_features *f = cpu_get_features();
+    if (cpu_best_level() == CPU_AVX512) cr_assert(f->avx512f && f->avx512vnni && f->avx2);
+}
