@@ -3,7 +3,8 @@
 # (-fsanitize=fuzzer,address,undefined) against the library compiled with
 # clang into build-fuzz/, then runs each for SECONDS (default 20) on its seed
 # corpus tests/fuzz/corpus/<name>/. New inputs go to build-fuzz/corpus/<name>/
-# (the seed corpus is only read); crashes to build-fuzz/artifacts/.
+# (the seed corpus is only read); crashes to build-fuzz/artifacts/. A libFuzzer
+# dictionary tests/fuzz/fuzz_<name>.dict is used when present.
 # Usage: scripts/fuzz.sh [SECONDS] [NAME...]   (NAME: e.g. gguf; default all)
 set -u
 secs=${1:-20}
@@ -42,7 +43,8 @@ for src in "${targets[@]}"; do
   mkdir -p "$work"
   dirs=("$work"); [ -d "$seeds" ] && dirs+=("$seeds")
   log="$build/fuzz_$name.log"
-  "$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  dict=(); [ -f "tests/fuzz/fuzz_$name.dict" ] && dict=(-dict="tests/fuzz/fuzz_$name.dict")
+  "$exe" "${dict[@]}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$build/artifacts/${name}-" "${dirs[@]}" >"$log" 2>&1
   rc=$?
   runs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' || true)

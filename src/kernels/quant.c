@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "inferd.h"
+#include "kernels/cpu.h"
 #include "kernels/quant_int.h"
 
 typedef void (*to_float_fn)(const void *src, float *dst, int64_t n);
@@ -158,13 +159,24 @@ enum dtype quant_vec_dot_type(enum dtype t) {
     return traits[t].vec_dot_type;
 }
 
+/* The activation quantizers per dispatch level (cpu.h); every entry writes
+ * the same bytes. */
+static const from_float_fn act_q8_0[CPU_LEVEL_COUNT] = {
+    quantize_row_q8_0_act, quantize_row_q8_0_act_avx2, quantize_row_q8_0_act_avx512};
+static const from_float_fn act_q8_1[CPU_LEVEL_COUNT] = {
+    quantize_row_q8_1_act, quantize_row_q8_1_act_avx2, quantize_row_q8_1_act_avx512};
+static const from_float_fn act_q8_K[CPU_LEVEL_COUNT] = {
+    quantize_row_q8_K_ref, quantize_row_q8_K_avx2, quantize_row_q8_K_avx512};
+
 /* ggml-cpu's from_float per activation format: Q8_0 and Q8_1 take the x86
- * SIMD algorithm (written here in scalar C), the others the reference. */
+ * SIMD algorithm (scalar C at CPU_SCALAR), Q8_K the reference; the SIMD
+ * level is cpu_level()'s. */
 void quantize_row_act(enum dtype vdt, const float *x, void *y, int64_t n) {
+    const enum cpu_level lv = cpu_level();
     switch (vdt) {
-    case DTYPE_Q8_0: quantize_row_q8_0_act(x, y, n); break;
-    case DTYPE_Q8_1: quantize_row_q8_1_act(x, y, n); break;
-    case DTYPE_Q8_K: quantize_row_q8_K_ref(x, y, n); break;
+    case DTYPE_Q8_0: act_q8_0[lv](x, y, n); break;
+    case DTYPE_Q8_1: act_q8_1[lv](x, y, n); break;
+    case DTYPE_Q8_K: act_q8_K[lv](x, y, n); break;
     case DTYPE_F16: f16_from_float(x, y, n); break;
     case DTYPE_BF16: bf16_from_float(x, y, n); break;
     case DTYPE_F32: f32_from_float(x, y, n); break;

@@ -125,7 +125,8 @@ _Static_assert(sizeof(block_iq4_xs) == 136, "iq4_xs block");
 extern const int8_t quant_kvalues_iq4nl[16];
 
 /* Round to nearest, ties to even, via the float magic number trick ggml uses
- * (valid for |f| <= 4194303). */
+ * (exact for |f| <= 4194303; beyond that, and for inf, it returns ggml's
+ * wrapped value, which the Q8_K quantizers reproduce). */
 static inline int quant_nearest_int(float f) {
     float v = f + 12582912.f;
     int32_t i;
@@ -163,5 +164,14 @@ void quantize_row_iq4_nl_search(const float *src, void *dst, int64_t n);
 /* ggml-cpu's x86 activation quantizers: amax / 127 scale, ties to even. */
 void quantize_row_q8_0_act(const float *src, void *dst, int64_t n);
 void quantize_row_q8_1_act(const float *src, void *dst, int64_t n);
+/* The same, vectorised (quant_act_avx2.c / quant_act_avx512.c); byte-identical
+ * to the scalar versions (and Q8_K to quantize_row_q8_K_ref). Only call them
+ * when cpu_level() allows. */
+void quantize_row_q8_0_act_avx2(const float *src, void *dst, int64_t n);
+void quantize_row_q8_1_act_avx2(const float *src, void *dst, int64_t n);
+void quantize_row_q8_K_avx2(const float *src, void *dst, int64_t n);
+void quantize_row_q8_0_act_avx512(const float *src, void *dst, int64_t n);
+void quantize_row_q8_1_act_avx512(const float *src, void *dst, int64_t n);
+void quantize_row_q8_K_avx512(const float *src, void *dst, int64_t n);
 
 #endif

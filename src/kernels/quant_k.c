@@ -604,8 +604,10 @@ void dequantize_row_q6_K(const void *src, float *y, int64_t n) {
 
 /* ---- Q8_K (activations) -------------------------------------------------- */
 
-/* d = max / -127 (signed), q = nearest_int(x / d) capped at 127, plus the
- * sums of each 16 quants. All-zero blocks get d = 0, q = 0, bsums = 0. */
+/* d = max / -127 (signed), q = nearest_int(x / d) capped at 127 and stored
+ * as int8 (for out-of-range values, when max is tiny, nearest_int's and the
+ * int8 conversion's wrap-around are kept as ggml has them), plus the sums of
+ * each 16 quants. All-zero blocks get d = 0, q = 0, bsums = 0. */
 void quantize_row_q8_K_ref(const float *x, void *dst, int64_t n) {
     block_q8_K *y = dst;
     const int64_t nb = n / QK_K;
@@ -628,7 +630,7 @@ void quantize_row_q8_K_ref(const float *x, void *dst, int64_t n) {
         const float iscale = -127.f / max;
         for (int j = 0; j < QK_K; j++) {
             const int v = quant_nearest_int(iscale * x[j]);
-            y[i].qs[j] = (int8_t)MIN_I(127, v);
+            y[i].qs[j] = (int8_t)(uint8_t)(MIN_I(127, v) & 0xff);
         }
         for (int j = 0; j < QK_K / 16; j++) {
             int sum = 0;

@@ -164,8 +164,11 @@ void quantize_row_q8_1_ref(const float *x, void *dst, int64_t n) {
 
 /* ggml-cpu x86 quantize_row_q8_0/q8_1 (AVX): id = 127 / amax (not 1 / d) and
  * rounding to nearest even; equal to the reference on most inputs but not
- * all, and what ggml's matmul really feeds its dot products. Returns the
- * unrounded block scale d and the sum of the quants. */
+ * all, and what ggml's matmul really feeds its dot products. cvtps2dq turns
+ * values outside int32 (an infinite id when amax is tiny) into INT32_MIN,
+ * and the saturating packs then give -128; the int32 sum wraps. Mirrored
+ * here so the SIMD versions agree byte for byte. Returns the unrounded
+ * block scale d and the sum of the int32 lanes. */
 static float q8_act_block(const float *xb, uint16_t *d_out, int8_t *qs, int *sum_out) {
     float amax = 0.0f;
     for (int j = 0; j < QK8_0; j++) {
@@ -175,16 +178,14 @@ static float q8_act_block(const float *xb, uint16_t *d_out, int8_t *qs, int *sum
     const float d = amax / 127.f;
     *d_out = f32_to_fp16(d);
     const float id = amax != 0.0f ? 127.f / amax : 0.0f;
-    int sum = 0;
+    uint32_t sum = 0;
     for (int j = 0; j < QK8_0; j++) {
-        float v = nearbyintf(xb[j] * id);
-        /* cvtps2dq + saturating packs: out-of-range values clamp. */
-        if (v > 127.f) v = 127.f;
-        if (v < -128.f) v = -128.f;
-        qs[j] = (int8_t)v;
-        sum += qs[j];
+        const float v = nearbyintf(xb[j] * id);
+        const int32_t c = (v >= -2147483648.0f && v < 2147483648.0f) ? (int32_t)v : INT32_MIN;
+        sum += (uint32_t)c;
+        qs[j] = (int8_t)(c > 127 ? 127 : c < -128 ? -128 : c);
     }
-    *sum_out = sum;
+    *sum_out = (int)sum;
     return d;
 }
 

@@ -74,7 +74,7 @@ static void check_type(enum dtype t) {
     uint8_t *act = load(file, ab);
     float *wf = malloc(COLS * sizeof(float)), *af = malloc(COLS * sizeof(float));
     dequantize_row(vdt, act, af, COLS);
-    double worst = 0;
+    double worst = 0, worst_abs = 0, worst_rel = 0;
     for (int r = 0; r < ROWS; r++) {
         const double want = oracle(name, r);
         const double got = vec_dot_ref(t, COLS, w + r * rb, act);
@@ -86,10 +86,13 @@ static void check_type(enum dtype t) {
         const double tol = VECDOT_REL_TOL * s + 1e-30;
         const double err = fabs(got - want);
         if (s > 0 && err / s > worst) worst = err / s;
+        if (err > worst_abs) worst_abs = err;
+        if (want != 0 && err / fabs(want) > worst_rel) worst_rel = err / fabs(want);
         cr_expect(err <= tol, "%s row %d: ours %.9g, ggml %.9g, |diff| %.3g > tol %.3g", name, r,
                   got, want, err, tol);
     }
-    cr_log_info("%s: worst |diff| / S = %.3g", name, worst);
+    cr_log_info("%s: worst |diff| / S = %.3g, |diff| = %.3g, |diff| / |ggml| = %.3g", name, worst,
+                worst_abs, worst_rel);
     free(w);
     free(act);
     free(wf);
