@@ -192,8 +192,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (s->conns) s->conns->prev = c;
     s->conns = c;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    struct timeval wtv = {(time_t)s->p.idle_timeout_s, 0};
-    bufferevent_set_timeouts(c->bev, NULL, &wtv);
+    struct timeval wtv;
+    wtv.tv_sec = (time_t)s->p.idle_timeout_s;
+    wtv.tv_usec = (suseconds_t)((s->p.idle_timeout_s - (double)wtv.tv_sec) * 1e6);
+    bufferevent_set_timeouts(c->bev, NULL, &wtv); /* a client that stops reading */
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     if (reject) {
         s->n_rejecting++;
@@ -1051,7 +1053,6 @@ static void finish_request(http_request *r) {
     }
     if (!keep) {
         c->state = CONN_FLUSH;
-        bufferevent_disable(c->bev, EV_READ);
         bufferevent_enable(c->bev, EV_READ); /* read and drop until the peer closes */
         arm_timer(c, s->p.idle_timeout_s);
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) on_write(c->bev, c);
