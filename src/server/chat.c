@@ -75,3 +75,23 @@ int chat_render(server *s, json_t *messages, json_t *tools, json_t *kwargs, int 
     if (rc) return err_set(err, err_size, INFERD_EINVAL, "the chat template failed: %s", terr);
     return 0;
 }
+
+int chat_tokenize(server *s, json_t *messages, json_t *tools, json_t *kwargs, int add_generation_prompt,
+                  int32_t **ids, size_t *n_ids, char *err, size_t err_size) {
+    *ids = NULL;
+    *n_ids = 0;
+    buf text = BUF_INIT;
+    int rc = chat_render(s, messages, tools, kwargs, add_generation_prompt, &text, err, err_size);
+    if (rc) {
+        buf_free(&text);
+        return rc;
+    }
+    /* Templates usually write BOS themselves; add it only when missing. */
+    const char *t = text.data ? text.data : "";
+    size_t bl = s->bos_token ? strlen(s->bos_token) : 0;
+    int add = !(bl && text.len >= bl && !memcmp(t, s->bos_token, bl));
+    rc = inferd_tokenize(s->engine, t, text.len, add, 1, ids, n_ids);
+    buf_free(&text);
+    if (rc) return err_set(err, err_size, INFERD_EINTERNAL, "tokenization of the rendered chat failed");
+    return 0;
+}

@@ -444,11 +444,6 @@ void openai_free_all(server *s) {
 /* ===================================================================== */
 /* Submission                                                            */
 
-static int starts_with(const char *s, size_t n, const char *p) {
-    size_t pl = strlen(p);
-    return pl && n >= pl && !memcmp(s, p, pl);
-}
-
 /* Token ids of prompt i, malloc'd into *ids. Returns 0, or responds 400 and
  * returns -1. */
 static int prompt_ids(server *s, http_request *req, oai_request *r, size_t i, gen_sub *sub, int32_t **ids,
@@ -457,19 +452,13 @@ static int prompt_ids(server *s, http_request *req, oai_request *r, size_t i, ge
     *n = 0;
     char err[512];
     if (r->chat) {
-        buf text = BUF_INIT;
-        if (chat_render(s, r->messages, r->tools, r->template_kwargs, r->add_generation_prompt, &text, err,
-                        sizeof err)) {
-            buf_free(&text);
+        int rc = chat_tokenize(s, r->messages, r->tools, r->template_kwargs, r->add_generation_prompt, ids, n,
+                               err, sizeof err);
+        if (rc == INFERD_EINVAL) {
             server_error(req, 400, "messages", "chat_template_error", "%s", err);
             return -1;
-        }
-        /* Templates usually write BOS themselves; add it only when missing. */
-        int add = !starts_with(text.data ? text.data : "", text.len, s->bos_token);
-        int rc = inferd_tokenize(s->engine, text.data ? text.data : "", text.len, add, 1, ids, n);
-        buf_free(&text);
-        if (rc) {
-            server_error(req, 500, NULL, NULL, "tokenization of the rendered chat failed");
+        } else if (rc) {
+            server_error(req, 500, NULL, NULL, "%s", err);
             return -1;
         }
     } else if (r->prompts[i].text) {

@@ -281,7 +281,7 @@ static void route_tokenize(server *s, http_request *req) {
         snprintf(err, sizeof err, "'add_special_tokens' must be a boolean");
         goto fail;
     }
-    int add = 1, parse_special = 0;
+    int from_chat = 0;
     if (messages && !json_is_null(messages)) {
         oai_request r;
         oai_error e;
@@ -294,15 +294,15 @@ static void route_tokenize(server *s, http_request *req) {
             snprintf(err, sizeof err, "%s", rc == INFERD_ENOMEM ? "out of memory" : e.msg);
             goto fail;
         }
-        rc = chat_render(s, r.messages, r.tools, r.template_kwargs, r.add_generation_prompt, &text, err,
-                         sizeof err);
+        rc = chat_tokenize(s, r.messages, r.tools, r.template_kwargs, r.add_generation_prompt, &ids, &n_ids,
+                           err, sizeof err);
         oai_request_free(&r);
         if (rc) {
             param = "messages";
+            if (rc != INFERD_EINVAL) status = 500;
             goto fail;
         }
-        add = 0;
-        parse_special = 1;
+        from_chat = 1;
     } else if (json_is_string(prompt)) {
         buf_append(&text, json_string_value(prompt), json_string_length(prompt));
     } else {
@@ -310,8 +310,8 @@ static void route_tokenize(server *s, http_request *req) {
         snprintf(err, sizeof err, "'prompt' (a string) or 'messages' (a list) is required");
         goto fail;
     }
-    if (add_special) add = json_is_true(add_special);
-    if (inferd_tokenize(s->engine, text.data ? text.data : "", text.len, add, parse_special, &ids, &n_ids)) {
+    if (!from_chat && inferd_tokenize(s->engine, text.data ? text.data : "", text.len,
+                                      add_special ? json_is_true(add_special) : 1, 0, &ids, &n_ids)) {
         status = 500;
         snprintf(err, sizeof err, "tokenization failed");
         goto fail;

@@ -83,6 +83,11 @@ void openai_free_all(server *s);
  * Returns 0, or INFERD_EINVAL with a message in err (the template raised). */
 int chat_render(server *s, json_t *messages, json_t *tools, json_t *kwargs,
                 int add_generation_prompt, buf *out, char *err, size_t err_size);
+/* Renders and tokenizes (special tokens parsed; BOS added unless the
+ * rendering starts with it) into *ids (malloc'd, caller frees). Returns 0,
+ * INFERD_EINVAL (the template failed: a client error) or another status. */
+int chat_tokenize(server *s, json_t *messages, json_t *tools, json_t *kwargs, int add_generation_prompt,
+                  int32_t **ids, size_t *n_ids, char *err, size_t err_size);
 /* Sets up s->tmpl, bos/eos (loader thread). Returns 0 or a status with err. */
 int chat_setup(server *s, char *err, size_t err_size);
 void chat_teardown(server *s);
