@@ -50,7 +50,8 @@ raw() {
 # expect NAME REQUEST_FILE STATUS [closed|open]
 expect() {
   local name=$1 req=$2 status=$3 conn=${4:-}
-  raw "$req" 2 >"$TMP/resp"
+  # An open connection is seen as cat timing out (1 s, under --idle-timeout 2).
+  raw "$req" "$([ "$conn" = open ] && echo 1 || echo 2)" >"$TMP/resp"
   local rc=$?
   local line
   line=$(head -n1 "$TMP/resp" | tr -d '\r')
