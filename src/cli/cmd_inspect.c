@@ -56,9 +56,15 @@ int cmd_inspect(int argc, char **argv) {
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'j': o.json = 1; break;
-        case 'f': o.full = 1; break;
-        case 'h': usage(stdout); return 0;
+        case 'j':
+            o.json = 1;
+            break;
+        case 'f':
+            o.full = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
         default:
             fprintf(stderr, "inferd inspect: unknown option '%s'\n", argv[optind - 1]);
             usage(stderr);
@@ -153,9 +159,11 @@ static void print_text(buf *b, const char *path, const gguf_file *f, const opts 
         const gguf_tensor *x = gguf_tensor_at(f, i);
         if (x->name.len > nw) nw = (size_t)x->name.len;
     }
-    if (gguf_n_tensors(f) == 0) buf_puts(b, "\ntensors: none\n");
-    else buf_printf(b, "\ntensors:\n  %5s  %-*s  %-7s  %-24s  %12s  %12s\n", "#", (int)nw, "name", "type",
-               "shape", "bytes", "offset");
+    if (gguf_n_tensors(f) == 0)
+        buf_puts(b, "\ntensors: none\n");
+    else
+        buf_printf(b, "\ntensors:\n  %5s  %-*s  %-7s  %-24s  %12s  %12s\n", "#", (int)nw, "name",
+                   "type", "shape", "bytes", "offset");
     for (uint64_t i = 0; i < gguf_n_tensors(f); i++) {
         const gguf_tensor *x = gguf_tensor_at(f, i);
         buf_printf(b, "  %5" PRIu64 "  ", i);
@@ -169,15 +177,16 @@ static void print_text(buf *b, const char *path, const gguf_file *f, const opts 
         buf_printf(b, "  %12" PRIu64 "  %12" PRIu64 "\n", x->size_bytes, x->offset);
     }
 
-    buf_printf(b, "\ntotals:\n  tensors:     %" PRIu64 "\n  parameters:  %" PRIu64 "\n", gguf_n_tensors(f),
-               t.n_params);
+    buf_printf(b, "\ntotals:\n  tensors:     %" PRIu64 "\n  parameters:  %" PRIu64 "\n",
+               gguf_n_tensors(f), t.n_params);
     buf_printf(b, "  bytes:       %" PRIu64 " (", t.n_bytes);
     put_human_bytes(b, t.n_bytes);
     buf_puts(b, ")\n");
     if (gguf_n_tensors(f)) buf_puts(b, "  by type:\n");
     for (int ty = 0; ty < DTYPE_COUNT; ty++) {
         if (!t.by_type_n[ty]) continue;
-        buf_printf(b, "    %-7s %6" PRIu64 " tensors  %14" PRIu64 " parameters  %14" PRIu64 " bytes\n",
+        buf_printf(b,
+                   "    %-7s %6" PRIu64 " tensors  %14" PRIu64 " parameters  %14" PRIu64 " bytes\n",
                    dtype_get((uint32_t)ty)->name, t.by_type_n[ty], t.by_type_params[ty],
                    t.by_type_bytes[ty]);
     }
@@ -321,7 +330,8 @@ static void print_json(buf *b, const char *path, const gguf_file *f, const opts 
     buf_json_str(b, path, strlen(path));
     buf_printf(b,
                ", \"version\": %" PRIu32 ", \"size_bytes\": %" PRIu64 ", \"alignment\": %" PRIu64
-               ", \"data_offset\": %" PRIu64 ", \"n_kv\": %" PRIu64 ", \"n_tensors\": %" PRIu64 ",\n",
+               ", \"data_offset\": %" PRIu64 ", \"n_kv\": %" PRIu64 ", \"n_tensors\": %" PRIu64
+               ",\n",
                gguf_version(f), gguf_file_size(f), gguf_alignment(f), gguf_data_offset(f),
                gguf_n_kv(f), gguf_n_tensors(f));
     buf_puts(b, " \"metadata\": {");
@@ -350,14 +360,16 @@ static void print_json(buf *b, const char *path, const gguf_file *f, const opts 
         buf_printf(b, ", \"size_bytes\": %" PRIu64 ", \"offset\": %" PRIu64 "}", x->size_bytes,
                    x->offset);
     }
-    buf_printf(b, "],\n \"totals\": {\"n_tensors\": %" PRIu64 ", \"n_params\": %" PRIu64
-                  ", \"size_bytes\": %" PRIu64 ", \"by_type\": {",
+    buf_printf(b,
+               "],\n \"totals\": {\"n_tensors\": %" PRIu64 ", \"n_params\": %" PRIu64
+               ", \"size_bytes\": %" PRIu64 ", \"by_type\": {",
                gguf_n_tensors(f), t.n_params, t.n_bytes);
     int first = 1;
     for (int ty = 0; ty < DTYPE_COUNT; ty++) {
         if (!t.by_type_n[ty]) continue;
-        buf_printf(b, "%s\"%s\": {\"n_tensors\": %" PRIu64 ", \"n_params\": %" PRIu64
-                      ", \"size_bytes\": %" PRIu64 "}",
+        buf_printf(b,
+                   "%s\"%s\": {\"n_tensors\": %" PRIu64 ", \"n_params\": %" PRIu64
+                   ", \"size_bytes\": %" PRIu64 "}",
                    first ? "" : ", ", dtype_get((uint32_t)ty)->name, t.by_type_n[ty],
                    t.by_type_params[ty], t.by_type_bytes[ty]);
         first = 0;

@@ -12,21 +12,20 @@
 #include "model/quantize.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: inferd quantize IN.gguf OUT.gguf TYPE [--pure] [--threads N] [--quiet]\n"
-            "\n"
-            "Rewrites IN with its weights in TYPE; metadata is copied, with\n"
-            "general.file_type and general.quantization_version = 2 set.\n"
-            "\n"
-            "TYPE: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L\n"
-            "      Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS (case-insensitive;\n"
-            "      Q3_K, Q4_K, Q5_K mean the _M mixes)\n"
-            "  --pure         every 2-D weight gets TYPE's base type (no mix rules);\n"
-            "                 1-D tensors (norms) stay as they are\n"
-            "  --threads N    worker threads (default: physical cores; env INFERD_THREADS)\n"
-            "  --quiet        no per-tensor lines on stderr\n"
-            "\n"
-            "Exit status: 0 written, 1 bad input or write error, 2 usage error.\n");
+    fprintf(f, "usage: inferd quantize IN.gguf OUT.gguf TYPE [--pure] [--threads N] [--quiet]\n"
+               "\n"
+               "Rewrites IN with its weights in TYPE; metadata is copied, with\n"
+               "general.file_type and general.quantization_version = 2 set.\n"
+               "\n"
+               "TYPE: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L\n"
+               "      Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS (case-insensitive;\n"
+               "      Q3_K, Q4_K, Q5_K mean the _M mixes)\n"
+               "  --pure         every 2-D weight gets TYPE's base type (no mix rules);\n"
+               "                 1-D tensors (norms) stay as they are\n"
+               "  --threads N    worker threads (default: physical cores; env INFERD_THREADS)\n"
+               "  --quiet        no per-tensor lines on stderr\n"
+               "\n"
+               "Exit status: 0 written, 1 bad input or write error, 2 usage error.\n");
 }
 
 int cmd_quantize(int argc, char **argv) {

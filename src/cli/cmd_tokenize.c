@@ -75,6 +75,7 @@ int cli_load_tokenizer(const char *path, tokenizer **out) {
     return rc;
 }
 
+/* `inferd tokenize`: exit 0 ok, 1 bad file or input, 2 usage. */
 int cmd_tokenize(int argc, char **argv) {
     const char *model = getenv("INFERD_MODEL");
     int no_bos = 0, parse_special = 0;
@@ -110,7 +111,8 @@ int cmd_tokenize(int argc, char **argv) {
     char *text;
     size_t len;
     if (read_all(stdin, &text, &len)) {
-        fprintf(stderr, "inferd tokenize: cannot read stdin (or it is over %u bytes)\n", MAX_INPUT_BYTES);
+        fprintf(stderr, "inferd tokenize: cannot read stdin (or it is over %u bytes)\n",
+                MAX_INPUT_BYTES);
         return 1;
     }
     tokenizer *t;
@@ -133,8 +135,8 @@ int cmd_tokenize(int argc, char **argv) {
         }
         if (mbs) {
             qsort(mbs, (size_t)bench, sizeof *mbs, cmp_double);
-            fprintf(stderr, "tokenize: %zu bytes, %zu tokens, median %.2f MB/s over %ld runs\n", len, n,
-                    mbs[bench / 2], bench);
+            fprintf(stderr, "tokenize: %zu bytes, %zu tokens, median %.2f MB/s over %ld runs\n",
+                    len, n, mbs[bench / 2], bench);
         }
         free(mbs);
     } else {

@@ -48,7 +48,9 @@ static int build_hash(gguf_file *f, int tensors, char *err, size_t err_size);
 static void name_ctx(ctx *x, const char *kind, const char *s, uint64_t n);
 static uint64_t str_hash(const char *s, uint64_t n);
 
-static inline int have(const cur *c, uint64_t n) { return n <= c->size - c->pos; }
+static inline int have(const cur *c, uint64_t n) {
+    return n <= c->size - c->pos;
+}
 
 static inline uint32_t rd_u32(cur *c) {
     uint32_t v;
@@ -70,7 +72,8 @@ int gguf_open(const char *path, gguf_file **out, char *err, size_t err_size) {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return err_set(err, err_size, INFERD_EIO, "gguf: cannot open '%s': %s", path, strerror(errno));
+        return err_set(err, err_size, INFERD_EIO, "gguf: cannot open '%s': %s", path,
+                       strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
@@ -107,7 +110,8 @@ int gguf_open(const char *path, gguf_file **out, char *err, size_t err_size) {
 
 int gguf_open_memory(const void *data, size_t size, gguf_file **out, char *err, size_t err_size) {
     *out = NULL;
-    if (!data && size) return err_set(err, err_size, INFERD_EINVAL, "gguf: NULL data of %zu bytes", size);
+    if (!data && size)
+        return err_set(err, err_size, INFERD_EINVAL, "gguf: NULL data of %zu bytes", size);
     gguf_file *f = calloc(1, sizeof *f);
     if (!f) return err_set(err, err_size, INFERD_ENOMEM, "gguf: out of memory");
     f->base = data;
@@ -199,24 +203,30 @@ static int parse(gguf_file *f, char *err, size_t err_size) {
 static int parse_kvs(gguf_file *f, cur *c, char *err, size_t err_size) {
     if (f->n_kv == 0) return 0;
     f->kv = calloc(f->n_kv, sizeof *f->kv);
-    if (!f->kv) return err_set(err, err_size, INFERD_ENOMEM, "gguf: out of memory for %llu metadata entries", (unsigned long long)f->n_kv);
+    if (!f->kv)
+        return err_set(err, err_size, INFERD_ENOMEM,
+                       "gguf: out of memory for %llu metadata entries",
+                       (unsigned long long)f->n_kv);
     for (uint64_t i = 0; i < f->n_kv; i++) {
         gguf_kv *kv = &f->kv[i];
         uint64_t at = c->pos;
         if (!have(c, 8))
             return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: metadata entry %llu of %llu: key at byte %llu runs past the end of the file (%llu bytes)",
+                           "gguf: metadata entry %llu of %llu: key at byte %llu runs past the end "
+                           "of the file (%llu bytes)",
                            (unsigned long long)i, (unsigned long long)f->n_kv,
                            (unsigned long long)at, (unsigned long long)c->size);
         uint64_t len = rd_u64(c);
         if (len > GGUF_MAX_KEY_LEN)
-            return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: metadata entry %llu: key length %llu at byte %llu is over the limit (%u)",
-                           (unsigned long long)i, (unsigned long long)len, (unsigned long long)at,
-                           GGUF_MAX_KEY_LEN);
+            return err_set(
+                err, err_size, INFERD_EFORMAT,
+                "gguf: metadata entry %llu: key length %llu at byte %llu is over the limit (%u)",
+                (unsigned long long)i, (unsigned long long)len, (unsigned long long)at,
+                GGUF_MAX_KEY_LEN);
         if (!have(c, len))
             return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: metadata entry %llu: key length %llu at byte %llu runs past the end of the file (%llu bytes)",
+                           "gguf: metadata entry %llu: key length %llu at byte %llu runs past the "
+                           "end of the file (%llu bytes)",
                            (unsigned long long)i, (unsigned long long)len, (unsigned long long)at,
                            (unsigned long long)c->size);
         kv->key.data = (const char *)c->b + c->pos;
@@ -226,12 +236,12 @@ static int parse_kvs(gguf_file *f, cur *c, char *err, size_t err_size) {
         name_ctx(&x, "key", kv->key.data, len);
         if (!have(c, 4))
             return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: %s: value type runs past the end of the file (%llu bytes)", x.what,
-                           (unsigned long long)c->size);
+                           "gguf: %s: value type runs past the end of the file (%llu bytes)",
+                           x.what, (unsigned long long)c->size);
         uint32_t type = rd_u32(c);
         if (type >= GGUF_TYPE_COUNT)
-            return err_set(err, err_size, INFERD_EFORMAT, "gguf: %s: unknown value type %u",
-                           x.what, type);
+            return err_set(err, err_size, INFERD_EFORMAT, "gguf: %s: unknown value type %u", x.what,
+                           type);
         int rc = parse_value(c, type, 0, &kv->value, &kv->str_offs, &x, err, err_size);
         if (rc) return rc;
     }
@@ -251,21 +261,24 @@ static int parse_value(cur *c, uint32_t type, int depth, gguf_value *out, uint64
     size_t sz = gguf_type_size(type);
     if (sz) {
         if (!have(c, sz))
-            return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: %s: %s value at byte %llu runs past the end of the file (%llu bytes)",
-                           x->what, gguf_type_name(type), (unsigned long long)start,
-                           (unsigned long long)c->size);
+            return err_set(
+                err, err_size, INFERD_EFORMAT,
+                "gguf: %s: %s value at byte %llu runs past the end of the file (%llu bytes)",
+                x->what, gguf_type_name(type), (unsigned long long)start,
+                (unsigned long long)c->size);
         out->data = c->b + c->pos;
         c->pos += sz;
     } else if (type == GGUF_TYPE_STRING) {
         if (!have(c, 8))
-            return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: %s: string length at byte %llu runs past the end of the file (%llu bytes)",
-                           x->what, (unsigned long long)start, (unsigned long long)c->size);
+            return err_set(
+                err, err_size, INFERD_EFORMAT,
+                "gguf: %s: string length at byte %llu runs past the end of the file (%llu bytes)",
+                x->what, (unsigned long long)start, (unsigned long long)c->size);
         uint64_t len = rd_u64(c);
         if (!have(c, len))
             return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: %s: string length %llu at byte %llu runs past the end of the file (%llu bytes)",
+                           "gguf: %s: string length %llu at byte %llu runs past the end of the "
+                           "file (%llu bytes)",
                            x->what, (unsigned long long)len, (unsigned long long)start,
                            (unsigned long long)c->size);
         out->str.data = (const char *)c->b + c->pos;
@@ -278,9 +291,10 @@ static int parse_value(cur *c, uint32_t type, int depth, gguf_value *out, uint64
                            "gguf: %s: arrays nested deeper than %d levels at byte %llu", x->what,
                            GGUF_MAX_NESTING, (unsigned long long)start);
         if (!have(c, 12))
-            return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: %s: array header at byte %llu runs past the end of the file (%llu bytes)",
-                           x->what, (unsigned long long)start, (unsigned long long)c->size);
+            return err_set(
+                err, err_size, INFERD_EFORMAT,
+                "gguf: %s: array header at byte %llu runs past the end of the file (%llu bytes)",
+                x->what, (unsigned long long)start, (unsigned long long)c->size);
         uint32_t et = rd_u32(c);
         uint64_t n = rd_u64(c);
         if (et >= GGUF_TYPE_COUNT)
@@ -294,7 +308,8 @@ static int parse_value(cur *c, uint32_t type, int depth, gguf_value *out, uint64
         uint64_t min = esz ? esz : (et == GGUF_TYPE_STRING ? 8 : 12);
         if (n > (c->size - c->pos) / min)
             return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: %s: array of %llu %s elements at byte %llu runs past the end of the file (%llu bytes)",
+                           "gguf: %s: array of %llu %s elements at byte %llu runs past the end of "
+                           "the file (%llu bytes)",
                            x->what, (unsigned long long)n, gguf_type_name(et),
                            (unsigned long long)start, (unsigned long long)c->size);
         if (esz) {
@@ -313,13 +328,15 @@ static int parse_value(cur *c, uint32_t type, int depth, gguf_value *out, uint64
                 uint64_t at = c->pos;
                 if (!have(c, 8))
                     return err_set(err, err_size, INFERD_EFORMAT,
-                                   "gguf: %s: string %llu of %llu at byte %llu runs past the end of the file (%llu bytes)",
+                                   "gguf: %s: string %llu of %llu at byte %llu runs past the end "
+                                   "of the file (%llu bytes)",
                                    x->what, (unsigned long long)i, (unsigned long long)n,
                                    (unsigned long long)at, (unsigned long long)c->size);
                 uint64_t len = rd_u64(c);
                 if (!have(c, len))
                     return err_set(err, err_size, INFERD_EFORMAT,
-                                   "gguf: %s: string %llu of %llu has length %llu at byte %llu, past the end of the file (%llu bytes)",
+                                   "gguf: %s: string %llu of %llu has length %llu at byte %llu, "
+                                   "past the end of the file (%llu bytes)",
                                    x->what, (unsigned long long)i, (unsigned long long)n,
                                    (unsigned long long)len, (unsigned long long)at,
                                    (unsigned long long)c->size);
@@ -345,7 +362,8 @@ static int read_alignment(gguf_file *f, char *err, size_t err_size) {
     const gguf_value *v = &f->kv[i].value;
     uint64_t a = 0;
     int64_t s = 0;
-    int is_int = v->type <= GGUF_TYPE_INT32 || v->type == GGUF_TYPE_UINT64 || v->type == GGUF_TYPE_INT64;
+    int is_int =
+        v->type <= GGUF_TYPE_INT32 || v->type == GGUF_TYPE_UINT64 || v->type == GGUF_TYPE_INT64;
     if (!is_int)
         return err_set(err, err_size, INFERD_EFORMAT,
                        "gguf: key 'general.alignment' has type %s, expected an integer (uint32)",
@@ -355,9 +373,10 @@ static int read_alignment(gguf_file *f, char *err, size_t err_size) {
                        "gguf: key 'general.alignment' is %lld, must be a nonzero power of two",
                        (long long)s);
     if (a == 0 || (a & (a - 1)) != 0 || a > GGUF_MAX_ALIGNMENT)
-        return err_set(err, err_size, INFERD_EFORMAT,
-                       "gguf: key 'general.alignment' is %llu, must be a nonzero power of two up to %u",
-                       (unsigned long long)a, GGUF_MAX_ALIGNMENT);
+        return err_set(
+            err, err_size, INFERD_EFORMAT,
+            "gguf: key 'general.alignment' is %llu, must be a nonzero power of two up to %u",
+            (unsigned long long)a, GGUF_MAX_ALIGNMENT);
     f->alignment = a;
     return 0;
 }
@@ -377,18 +396,21 @@ static int parse_tensors(gguf_file *f, cur *c, char *err, size_t err_size) {
         uint64_t at = c->pos;
         if (!have(c, 8))
             return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: tensor %llu of %llu: name at byte %llu runs past the end of the file (%llu bytes)",
+                           "gguf: tensor %llu of %llu: name at byte %llu runs past the end of the "
+                           "file (%llu bytes)",
                            (unsigned long long)i, (unsigned long long)f->n_tensors,
                            (unsigned long long)at, (unsigned long long)c->size);
         uint64_t len = rd_u64(c);
         if (len > GGUF_MAX_NAME_LEN)
-            return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: tensor %llu: name length %llu at byte %llu is over the limit (%u)",
-                           (unsigned long long)i, (unsigned long long)len, (unsigned long long)at,
-                           GGUF_MAX_NAME_LEN);
+            return err_set(
+                err, err_size, INFERD_EFORMAT,
+                "gguf: tensor %llu: name length %llu at byte %llu is over the limit (%u)",
+                (unsigned long long)i, (unsigned long long)len, (unsigned long long)at,
+                GGUF_MAX_NAME_LEN);
         if (!have(c, len))
             return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: tensor %llu: name length %llu at byte %llu runs past the end of the file (%llu bytes)",
+                           "gguf: tensor %llu: name length %llu at byte %llu runs past the end of "
+                           "the file (%llu bytes)",
                            (unsigned long long)i, (unsigned long long)len, (unsigned long long)at,
                            (unsigned long long)c->size);
         t->name.data = (const char *)c->b + c->pos;
@@ -402,8 +424,8 @@ static int parse_tensors(gguf_file *f, cur *c, char *err, size_t err_size) {
                            (unsigned long long)c->size);
         t->n_dims = rd_u32(c);
         if (t->n_dims > GGUF_MAX_DIMS)
-            return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: %s: n_dims is %u, more than %d", x.what, t->n_dims, GGUF_MAX_DIMS);
+            return err_set(err, err_size, INFERD_EFORMAT, "gguf: %s: n_dims is %u, more than %d",
+                           x.what, t->n_dims, GGUF_MAX_DIMS);
         if (!have(c, 8ull * t->n_dims + 12))
             return err_set(err, err_size, INFERD_EFORMAT,
                            "gguf: %s: info runs past the end of the file (%llu bytes)", x.what,
@@ -416,12 +438,13 @@ static int parse_tensors(gguf_file *f, cur *c, char *err, size_t err_size) {
                                "gguf: %s: dimension %d is %llu (negative as int64)", x.what, d,
                                (unsigned long long)t->ne[d]);
             if (mul_overflow_u64(n_el, t->ne[d], &n_el) || n_el > (uint64_t)INT64_MAX)
-                return err_set(err, err_size, INFERD_EFORMAT,
-                               "gguf: %s: shape [%llu, %llu, %llu, %llu] has more than 2^63-1 elements",
-                               x.what, (unsigned long long)t->ne[0],
-                               (unsigned long long)(d >= 1 ? t->ne[1] : 1),
-                               (unsigned long long)(d >= 2 ? t->ne[2] : 1),
-                               (unsigned long long)(d >= 3 ? t->ne[3] : 1));
+                return err_set(
+                    err, err_size, INFERD_EFORMAT,
+                    "gguf: %s: shape [%llu, %llu, %llu, %llu] has more than 2^63-1 elements",
+                    x.what, (unsigned long long)t->ne[0],
+                    (unsigned long long)(d >= 1 ? t->ne[1] : 1),
+                    (unsigned long long)(d >= 2 ? t->ne[2] : 1),
+                    (unsigned long long)(d >= 3 ? t->ne[3] : 1));
         }
         uint32_t type = rd_u32(c);
         t->offset = rd_u64(c);

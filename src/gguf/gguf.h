@@ -127,12 +127,12 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
  */
 typedef struct gguf_value {
     enum gguf_value_type type;
-    const uint8_t *raw;         /* borrowed: the value's encoding after its type tag */
-    uint64_t raw_size;          /* bytes of that encoding */
-    gguf_str str;               /* GGUF_TYPE_STRING */
+    const uint8_t *raw;             /* borrowed: the value's encoding after its type tag */
+    uint64_t raw_size;              /* bytes of that encoding */
+    gguf_str str;                   /* GGUF_TYPE_STRING */
     enum gguf_value_type elem_type; /* GGUF_TYPE_ARRAY: element type */
-    uint64_t n;                 /* GGUF_TYPE_ARRAY: element count */
-    const uint8_t *data;        /* scalars: the value; arrays: the first element */
+    uint64_t n;                     /* GGUF_TYPE_ARRAY: element count */
+    const uint8_t *data;            /* scalars: the value; arrays: the first element */
 } gguf_value;
 
 /* Iterates the elements of an array value in order (each O(1)). */

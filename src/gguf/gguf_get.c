@@ -17,15 +17,27 @@ static int iter_next(gguf_value_iter *it, gguf_value *out, int depth);
 
 /* ---- header ---- */
 
-uint32_t gguf_version(const gguf_file *f) { return f->version; }
-uint64_t gguf_alignment(const gguf_file *f) { return f->alignment; }
-uint64_t gguf_file_size(const gguf_file *f) { return f->size; }
-uint64_t gguf_data_offset(const gguf_file *f) { return f->data_offset; }
-const void *gguf_base(const gguf_file *f) { return f->base; }
+uint32_t gguf_version(const gguf_file *f) {
+    return f->version;
+}
+uint64_t gguf_alignment(const gguf_file *f) {
+    return f->alignment;
+}
+uint64_t gguf_file_size(const gguf_file *f) {
+    return f->size;
+}
+uint64_t gguf_data_offset(const gguf_file *f) {
+    return f->data_offset;
+}
+const void *gguf_base(const gguf_file *f) {
+    return f->base;
+}
 
 /* ---- metadata ---- */
 
-uint64_t gguf_n_kv(const gguf_file *f) { return f->n_kv; }
+uint64_t gguf_n_kv(const gguf_file *f) {
+    return f->n_kv;
+}
 
 gguf_str gguf_kv_key(const gguf_file *f, uint64_t i) {
     gguf_str none = {NULL, 0};
@@ -111,7 +123,8 @@ char *gguf_get_str_dup(const gguf_file *f, const char *key) {
     return z;
 }
 
-int gguf_get_arr(const gguf_file *f, const char *key, enum gguf_value_type *elem_type, uint64_t *n) {
+int gguf_get_arr(const gguf_file *f, const char *key, enum gguf_value_type *elem_type,
+                 uint64_t *n) {
     const gguf_value *v = find_value(f, key);
     if (!v) return INFERD_ENOTFOUND;
     if (v->type != GGUF_TYPE_ARRAY) return INFERD_EFORMAT;
@@ -152,7 +165,9 @@ void gguf_value_iter_init(const gguf_value *v, gguf_value_iter *it) {
     it->left = v->n;
 }
 
-int gguf_value_iter_next(gguf_value_iter *it, gguf_value *out) { return iter_next(it, out, 0); }
+int gguf_value_iter_next(gguf_value_iter *it, gguf_value *out) {
+    return iter_next(it, out, 0);
+}
 
 /* One step of an iteration at nesting depth (bounded like the parser's). */
 static int iter_next(gguf_value_iter *it, gguf_value *out, int depth) {
@@ -209,20 +224,49 @@ bad:
 int gguf_value_i64(const gguf_value *v, int64_t *out) {
     uint64_t u;
     switch (v->type) {
-    case GGUF_TYPE_UINT8: *out = v->data[0]; return 0;
-    case GGUF_TYPE_BOOL: *out = v->data[0] != 0; return 0;
-    case GGUF_TYPE_INT8: *out = (int8_t)v->data[0]; return 0;
-    case GGUF_TYPE_UINT16: { uint16_t x; memcpy(&x, v->data, 2); *out = x; return 0; }
-    case GGUF_TYPE_INT16: { int16_t x; memcpy(&x, v->data, 2); *out = x; return 0; }
-    case GGUF_TYPE_UINT32: { uint32_t x; memcpy(&x, v->data, 4); *out = x; return 0; }
-    case GGUF_TYPE_INT32: { int32_t x; memcpy(&x, v->data, 4); *out = x; return 0; }
-    case GGUF_TYPE_INT64: memcpy(out, v->data, 8); return 0;
+    case GGUF_TYPE_UINT8:
+        *out = v->data[0];
+        return 0;
+    case GGUF_TYPE_BOOL:
+        *out = v->data[0] != 0;
+        return 0;
+    case GGUF_TYPE_INT8:
+        *out = (int8_t)v->data[0];
+        return 0;
+    case GGUF_TYPE_UINT16: {
+        uint16_t x;
+        memcpy(&x, v->data, 2);
+        *out = x;
+        return 0;
+    }
+    case GGUF_TYPE_INT16: {
+        int16_t x;
+        memcpy(&x, v->data, 2);
+        *out = x;
+        return 0;
+    }
+    case GGUF_TYPE_UINT32: {
+        uint32_t x;
+        memcpy(&x, v->data, 4);
+        *out = x;
+        return 0;
+    }
+    case GGUF_TYPE_INT32: {
+        int32_t x;
+        memcpy(&x, v->data, 4);
+        *out = x;
+        return 0;
+    }
+    case GGUF_TYPE_INT64:
+        memcpy(out, v->data, 8);
+        return 0;
     case GGUF_TYPE_UINT64:
         memcpy(&u, v->data, 8);
         if (u > (uint64_t)INT64_MAX) return INFERD_EFORMAT;
         *out = (int64_t)u;
         return 0;
-    default: return INFERD_EFORMAT;
+    default:
+        return INFERD_EFORMAT;
     }
 }
 
@@ -259,24 +303,38 @@ int gguf_value_f64(const gguf_value *v, double *out) {
 
 size_t gguf_type_size(enum gguf_value_type t) {
     switch (t) {
-    case GGUF_TYPE_UINT8: case GGUF_TYPE_INT8: case GGUF_TYPE_BOOL: return 1;
-    case GGUF_TYPE_UINT16: case GGUF_TYPE_INT16: return 2;
-    case GGUF_TYPE_UINT32: case GGUF_TYPE_INT32: case GGUF_TYPE_FLOAT32: return 4;
-    case GGUF_TYPE_UINT64: case GGUF_TYPE_INT64: case GGUF_TYPE_FLOAT64: return 8;
-    default: return 0;
+    case GGUF_TYPE_UINT8:
+    case GGUF_TYPE_INT8:
+    case GGUF_TYPE_BOOL:
+        return 1;
+    case GGUF_TYPE_UINT16:
+    case GGUF_TYPE_INT16:
+        return 2;
+    case GGUF_TYPE_UINT32:
+    case GGUF_TYPE_INT32:
+    case GGUF_TYPE_FLOAT32:
+        return 4;
+    case GGUF_TYPE_UINT64:
+    case GGUF_TYPE_INT64:
+    case GGUF_TYPE_FLOAT64:
+        return 8;
+    default:
+        return 0;
     }
 }
 
 const char *gguf_type_name(enum gguf_value_type t) {
     static const char *const names[GGUF_TYPE_COUNT] = {
-        "uint8", "int8", "uint16", "int16", "uint32", "int32", "float32",
-        "bool", "string", "array", "uint64", "int64", "float64"};
+        "uint8", "int8",   "uint16", "int16",  "uint32", "int32",  "float32",
+        "bool",  "string", "array",  "uint64", "int64",  "float64"};
     return (unsigned)t < GGUF_TYPE_COUNT ? names[t] : "unknown";
 }
 
 /* ---- tensors ---- */
 
-uint64_t gguf_n_tensors(const gguf_file *f) { return f->n_tensors; }
+uint64_t gguf_n_tensors(const gguf_file *f) {
+    return f->n_tensors;
+}
 
 const gguf_tensor *gguf_tensor_at(const gguf_file *f, uint64_t i) {
     return i < f->n_tensors ? &f->tensors[i] : NULL;

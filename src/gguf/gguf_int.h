@@ -27,15 +27,15 @@ typedef struct gguf_kv {
 struct gguf_file {
     const uint8_t *base; /* the mapping or the caller's memory */
     uint64_t size;
-    int mapped;          /* 1 when base must be munmap'd */
+    int mapped; /* 1 when base must be munmap'd */
     uint32_t version;
     uint64_t alignment;
     uint64_t data_offset;
     uint64_t n_kv;
-    gguf_kv *kv;         /* owned, n_kv */
+    gguf_kv *kv; /* owned, n_kv */
     uint64_t n_tensors;
     gguf_tensor *tensors; /* owned, n_tensors */
-    uint32_t *kv_hash;   /* owned open-addressing table of kv index + 1 (0 = empty) */
+    uint32_t *kv_hash;    /* owned open-addressing table of kv index + 1 (0 = empty) */
     uint32_t *tensor_hash;
     uint64_t kv_hash_mask, tensor_hash_mask;
 };

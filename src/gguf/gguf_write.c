@@ -22,7 +22,7 @@
 #define MAX_KEY_LEN 65535u
 
 typedef struct wkv {
-    char *key;    /* owned, NUL-terminated */
+    char *key; /* owned, NUL-terminated */
     uint64_t key_len;
     uint32_t type;
     uint8_t *raw; /* owned: the value's encoding after the type tag */
@@ -37,7 +37,7 @@ typedef struct wtensor {
     enum dtype type;
     const void *data; /* borrowed */
     uint64_t size;
-    uint64_t offset;  /* assigned at begin */
+    uint64_t offset; /* assigned at begin */
 } wtensor;
 
 struct gguf_writer {
@@ -46,6 +46,8 @@ struct gguf_writer {
     uint64_t n_kv, cap_kv;
     wtensor *t;
     uint64_t n_t, cap_t;
+    uint32_t *kv_index, *t_index; /* owned hash tables of index + 1 (0 = empty) */
+    uint64_t kv_index_cap, t_index_cap;
     char err[512];
     /* streaming state */
     FILE *out;
@@ -53,10 +55,14 @@ struct gguf_writer {
     uint64_t alignment, next_tensor, pos;
 };
 
-static int fail(gguf_writer *w, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(gguf_writer *w, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int set_raw(gguf_writer *w, const char *key, uint32_t type, const void *raw, uint64_t n);
 static int set_scalar(gguf_writer *w, const char *key, uint32_t type, const void *v, size_t n);
 static int64_t find_kv(const gguf_writer *w, const char *key, uint64_t len);
+static int64_t find_name(const gguf_writer *w, int tensors, const char *s, uint64_t n);
+static int index_add(gguf_writer *w, int tensors, uint64_t i);
+static int index_rebuild(gguf_writer *w, int tensors, uint64_t cap);
 static int write_bytes(gguf_writer *w, const void *p, uint64_t n);
 static int write_zeros(gguf_writer *w, uint64_t n);
 static int resolve_alignment(gguf_writer *w);
@@ -80,10 +86,14 @@ void gguf_writer_free(gguf_writer *w) {
     }
     free(w->kv);
     free(w->t);
+    free(w->kv_index);
+    free(w->t_index);
     free(w);
 }
 
-const char *gguf_writer_error(const gguf_writer *w) { return w->err; }
+const char *gguf_writer_error(const gguf_writer *w) {
+    return w->err;
+}
 
 int gguf_writer_set_version(gguf_writer *w, uint32_t version) {
     if (version != 2 && version != 3)
@@ -94,16 +104,36 @@ int gguf_writer_set_version(gguf_writer *w, uint32_t version) {
 
 /* ---- metadata ---- */
 
-int gguf_writer_set_u8(gguf_writer *w, const char *k, uint8_t v) { return set_scalar(w, k, GGUF_TYPE_UINT8, &v, 1); }
-int gguf_writer_set_i8(gguf_writer *w, const char *k, int8_t v) { return set_scalar(w, k, GGUF_TYPE_INT8, &v, 1); }
-int gguf_writer_set_u16(gguf_writer *w, const char *k, uint16_t v) { return set_scalar(w, k, GGUF_TYPE_UINT16, &v, 2); }
-int gguf_writer_set_i16(gguf_writer *w, const char *k, int16_t v) { return set_scalar(w, k, GGUF_TYPE_INT16, &v, 2); }
-int gguf_writer_set_u32(gguf_writer *w, const char *k, uint32_t v) { return set_scalar(w, k, GGUF_TYPE_UINT32, &v, 4); }
-int gguf_writer_set_i32(gguf_writer *w, const char *k, int32_t v) { return set_scalar(w, k, GGUF_TYPE_INT32, &v, 4); }
-int gguf_writer_set_u64(gguf_writer *w, const char *k, uint64_t v) { return set_scalar(w, k, GGUF_TYPE_UINT64, &v, 8); }
-int gguf_writer_set_i64(gguf_writer *w, const char *k, int64_t v) { return set_scalar(w, k, GGUF_TYPE_INT64, &v, 8); }
-int gguf_writer_set_f32(gguf_writer *w, const char *k, float v) { return set_scalar(w, k, GGUF_TYPE_FLOAT32, &v, 4); }
-int gguf_writer_set_f64(gguf_writer *w, const char *k, double v) { return set_scalar(w, k, GGUF_TYPE_FLOAT64, &v, 8); }
+int gguf_writer_set_u8(gguf_writer *w, const char *k, uint8_t v) {
+    return set_scalar(w, k, GGUF_TYPE_UINT8, &v, 1);
+}
+int gguf_writer_set_i8(gguf_writer *w, const char *k, int8_t v) {
+    return set_scalar(w, k, GGUF_TYPE_INT8, &v, 1);
+}
+int gguf_writer_set_u16(gguf_writer *w, const char *k, uint16_t v) {
+    return set_scalar(w, k, GGUF_TYPE_UINT16, &v, 2);
+}
+int gguf_writer_set_i16(gguf_writer *w, const char *k, int16_t v) {
+    return set_scalar(w, k, GGUF_TYPE_INT16, &v, 2);
+}
+int gguf_writer_set_u32(gguf_writer *w, const char *k, uint32_t v) {
+    return set_scalar(w, k, GGUF_TYPE_UINT32, &v, 4);
+}
+int gguf_writer_set_i32(gguf_writer *w, const char *k, int32_t v) {
+    return set_scalar(w, k, GGUF_TYPE_INT32, &v, 4);
+}
+int gguf_writer_set_u64(gguf_writer *w, const char *k, uint64_t v) {
+    return set_scalar(w, k, GGUF_TYPE_UINT64, &v, 8);
+}
+int gguf_writer_set_i64(gguf_writer *w, const char *k, int64_t v) {
+    return set_scalar(w, k, GGUF_TYPE_INT64, &v, 8);
+}
+int gguf_writer_set_f32(gguf_writer *w, const char *k, float v) {
+    return set_scalar(w, k, GGUF_TYPE_FLOAT32, &v, 4);
+}
+int gguf_writer_set_f64(gguf_writer *w, const char *k, double v) {
+    return set_scalar(w, k, GGUF_TYPE_FLOAT64, &v, 8);
+}
 
 int gguf_writer_set_bool(gguf_writer *w, const char *k, int v) {
     uint8_t b = v != 0;
@@ -130,7 +160,8 @@ int gguf_writer_set_arr(gguf_writer *w, const char *key, enum gguf_value_type el
     size_t esz = gguf_type_size(elem_type);
     uint64_t bytes;
     if (!esz)
-        return fail(w, INFERD_EINVAL, "gguf: key '%s': gguf_writer_set_arr needs a fixed-size element type, not %s",
+        return fail(w, INFERD_EINVAL,
+                    "gguf: key '%s': gguf_writer_set_arr needs a fixed-size element type, not %s",
                     key, gguf_type_name(elem_type));
     if (mul_overflow_u64(n, esz, &bytes) || bytes > SIZE_MAX - 12)
         return fail(w, INFERD_EINVAL, "gguf: key '%s': array of %llu elements is too big", key,
@@ -206,7 +237,8 @@ int gguf_writer_set_value(gguf_writer *w, const char *key, const gguf_value *v) 
 int gguf_writer_copy_kv(gguf_writer *w, const gguf_file *f, uint64_t i) {
     gguf_value v;
     if (gguf_kv_value(f, i, &v) != 0)
-        return fail(w, INFERD_EINVAL, "gguf: no metadata entry %llu to copy", (unsigned long long)i);
+        return fail(w, INFERD_EINVAL, "gguf: no metadata entry %llu to copy",
+                    (unsigned long long)i);
     gguf_str k = gguf_kv_key(f, i);
     char *key = malloc((size_t)k.len + 1);
     if (!key) return fail(w, INFERD_ENOMEM, "gguf: out of memory");
@@ -237,10 +269,13 @@ int gguf_writer_remove(gguf_writer *w, const char *key) {
     free(w->kv[i].raw);
     memmove(&w->kv[i], &w->kv[i + 1], (size_t)(w->n_kv - (uint64_t)i - 1) * sizeof *w->kv);
     w->n_kv--;
+    if (index_rebuild(w, 0, w->kv_index_cap)) return fail(w, INFERD_ENOMEM, "gguf: out of memory");
     return 0;
 }
 
-uint64_t gguf_writer_n_kv(const gguf_writer *w) { return w->n_kv; }
+uint64_t gguf_writer_n_kv(const gguf_writer *w) {
+    return w->n_kv;
+}
 
 /* ---- tensors ---- */
 
@@ -251,13 +286,12 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, enum dtype type, ui
         return fail(w, INFERD_EINVAL, "gguf: tensor name '%.80s' is %zu bytes, more than %u", name,
                     len, MAX_NAME_LEN);
     if (n_dims > GGUF_MAX_DIMS)
-        return fail(w, INFERD_EINVAL, "gguf: tensor '%s': n_dims is %u, more than %d", name,
-                    n_dims, GGUF_MAX_DIMS);
+        return fail(w, INFERD_EINVAL, "gguf: tensor '%s': n_dims is %u, more than %d", name, n_dims,
+                    GGUF_MAX_DIMS);
     const dtype_info *di = dtype_get(type);
     if (!di) return fail(w, INFERD_EINVAL, "gguf: tensor '%s': unknown type %d", name, (int)type);
-    for (uint64_t i = 0; i < w->n_t; i++)
-        if (w->t[i].name_len == len && !memcmp(w->t[i].name, name, len))
-            return fail(w, INFERD_EINVAL, "gguf: duplicate tensor '%s'", name);
+    if (find_name(w, 1, name, len) >= 0)
+        return fail(w, INFERD_EINVAL, "gguf: duplicate tensor '%s'", name);
     wtensor t = {.name_len = len, .n_dims = n_dims, .type = type, .data = data, .size = size};
     memcpy(t.name, name, len + 1);
     uint64_t n_el = 1, bytes = 0;
@@ -265,8 +299,8 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, enum dtype type, ui
         t.ne[d] = d < n_dims ? ne[d] : 1;
         if (t.ne[d] > (uint64_t)INT64_MAX || mul_overflow_u64(n_el, t.ne[d], &n_el) ||
             n_el > (uint64_t)INT64_MAX)
-            return fail(w, INFERD_EINVAL, "gguf: tensor '%s': dimension %u (%llu) is too big",
-                        name, d, (unsigned long long)t.ne[d]);
+            return fail(w, INFERD_EINVAL, "gguf: tensor '%s': dimension %u (%llu) is too big", name,
+                        d, (unsigned long long)t.ne[d]);
     }
     if (t.ne[0] % di->block_size)
         return fail(w, INFERD_EINVAL,
@@ -277,7 +311,8 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, enum dtype type, ui
         return fail(w, INFERD_EINVAL, "gguf: tensor '%s': size in bytes overflows", name);
     if (bytes != size)
         return fail(w, INFERD_EINVAL,
-                    "gguf: tensor '%s': %llu bytes given, but shape [%llu, %llu, %llu, %llu] of %s needs %llu",
+                    "gguf: tensor '%s': %llu bytes given, but shape [%llu, %llu, %llu, %llu] of %s "
+                    "needs %llu",
                     name, (unsigned long long)size, (unsigned long long)t.ne[0],
                     (unsigned long long)t.ne[1], (unsigned long long)t.ne[2],
                     (unsigned long long)t.ne[3], di->name, (unsigned long long)bytes);
@@ -288,28 +323,34 @@ int gguf_writer_add_tensor(gguf_writer *w, const char *name, enum dtype type, ui
         w->t = nt;
         w->cap_t = cap;
     }
-    w->t[w->n_t++] = t;
+    w->t[w->n_t] = t;
+    if (index_add(w, 1, w->n_t)) return fail(w, INFERD_ENOMEM, "gguf: out of memory");
+    w->n_t++;
     return 0;
 }
 
 int gguf_writer_copy_tensor(gguf_writer *w, const gguf_tensor *t) {
     char name[MAX_NAME_LEN + 1];
     if (t->name.len > MAX_NAME_LEN || memchr(t->name.data, 0, (size_t)t->name.len))
-        return fail(w, INFERD_EINVAL, "gguf: cannot copy a tensor whose name is %llu bytes or has a NUL",
+        return fail(w, INFERD_EINVAL,
+                    "gguf: cannot copy a tensor whose name is %llu bytes or has a NUL",
                     (unsigned long long)t->name.len);
     memcpy(name, t->name.data, (size_t)t->name.len);
     name[t->name.len] = 0;
     return gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data, t->size_bytes);
 }
 
-uint64_t gguf_writer_n_tensors(const gguf_writer *w) { return w->n_t; }
+uint64_t gguf_writer_n_tensors(const gguf_writer *w) {
+    return w->n_t;
+}
 
 /* ---- output ---- */
 
 int gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t err_size) {
     for (uint64_t i = 0; i < w->n_t; i++)
         if (!w->t[i].data && w->t[i].size)
-            return copy_err(w, fail(w, INFERD_EINVAL, "gguf: tensor '%s' has no data", w->t[i].name),
+            return copy_err(w,
+                            fail(w, INFERD_EINVAL, "gguf: tensor '%s' has no data", w->t[i].name),
                             err, err_size);
     int rc = gguf_writer_begin(w, path, err, err_size);
     for (uint64_t i = 0; rc == 0 && i < w->n_t; i++)
@@ -321,7 +362,9 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t err_si
 int gguf_writer_begin(gguf_writer *w, const char *path, char *err, size_t err_size) {
     int rc;
     if (w->out)
-        return copy_err(w, fail(w, INFERD_EINVAL, "gguf: a write to '%s' is already in progress", w->path), err, err_size);
+        return copy_err(
+            w, fail(w, INFERD_EINVAL, "gguf: a write to '%s' is already in progress", w->path), err,
+            err_size);
     if ((rc = resolve_alignment(w))) return copy_err(w, rc, err, err_size);
     /* Pack the offsets in insertion order. */
     uint64_t off = 0;
@@ -329,7 +372,8 @@ int gguf_writer_begin(gguf_writer *w, const char *path, char *err, size_t err_si
         w->t[i].offset = off;
         uint64_t pad = (w->alignment - w->t[i].size % w->alignment) % w->alignment;
         if (add_overflow_u64(off, w->t[i].size, &off) || add_overflow_u64(off, pad, &off))
-            return copy_err(w, fail(w, INFERD_EINVAL, "gguf: total tensor size overflows"), err, err_size);
+            return copy_err(w, fail(w, INFERD_EINVAL, "gguf: total tensor size overflows"), err,
+                            err_size);
     }
     size_t plen = strlen(path);
     w->path = strdup(path);
@@ -391,7 +435,9 @@ int gguf_writer_begin(gguf_writer *w, const char *path, char *err, size_t err_si
 int gguf_writer_write_tensor_data(gguf_writer *w, const void *data, uint64_t size, char *err,
                                   size_t err_size) {
     if (!w->out)
-        return copy_err(w, fail(w, INFERD_EINVAL, "gguf: tensor data written before gguf_writer_begin"), err, err_size);
+        return copy_err(
+            w, fail(w, INFERD_EINVAL, "gguf: tensor data written before gguf_writer_begin"), err,
+            err_size);
     if (w->next_tensor >= w->n_t) {
         int rc = fail(w, INFERD_EINVAL, "gguf: more tensor data than the %llu tensors added",
                       (unsigned long long)w->n_t);
@@ -416,7 +462,9 @@ int gguf_writer_write_tensor_data(gguf_writer *w, const void *data, uint64_t siz
 int gguf_writer_finish(gguf_writer *w, char *err, size_t err_size) {
     int rc = 0;
     if (!w->out)
-        return copy_err(w, fail(w, INFERD_EINVAL, "gguf: gguf_writer_finish without gguf_writer_begin"), err, err_size);
+        return copy_err(
+            w, fail(w, INFERD_EINVAL, "gguf: gguf_writer_finish without gguf_writer_begin"), err,
+            err_size);
     if (w->next_tensor != w->n_t)
         rc = fail(w, INFERD_EINVAL, "gguf: only %llu of %llu tensors were written",
                   (unsigned long long)w->next_tensor, (unsigned long long)w->n_t);
@@ -456,9 +504,78 @@ static int copy_err(gguf_writer *w, int rc, char *err, size_t err_size) {
 }
 
 static int64_t find_kv(const gguf_writer *w, const char *key, uint64_t len) {
-    for (uint64_t i = 0; i < w->n_kv; i++)
-        if (w->kv[i].key_len == len && !memcmp(w->kv[i].key, key, (size_t)len)) return (int64_t)i;
-    return -1;
+    return find_name(w, 0, key, len);
+}
+
+/* Name lookups go through hash tables so that copying a file with many keys
+ * or tensors stays linear. */
+static uint64_t name_hash(const char *s, uint64_t n) {
+    return hash_combine(hash_bytes(s, (size_t)n, HASH_SEED), n);
+}
+
+static int name_at(const gguf_writer *w, int tensors, uint64_t i, const char *s, uint64_t n) {
+    if (tensors) return w->t[i].name_len == n && !memcmp(w->t[i].name, s, (size_t)n);
+    return w->kv[i].key_len == n && !memcmp(w->kv[i].key, s, (size_t)n);
+}
+
+static int64_t find_name(const gguf_writer *w, int tensors, const char *s, uint64_t n) {
+    const uint32_t *slots = tensors ? w->t_index : w->kv_index;
+    uint64_t cap = tensors ? w->t_index_cap : w->kv_index_cap;
+    if (!slots) return -1;
+    for (uint64_t h = name_hash(s, n) & (cap - 1);; h = (h + 1) & (cap - 1)) {
+        if (!slots[h]) return -1;
+        if (name_at(w, tensors, slots[h] - 1, s, n)) return (int64_t)slots[h] - 1;
+    }
+}
+
+/* Rebuilds a table with cap slots (a power of two > 2 * entries). */
+static int index_rebuild(gguf_writer *w, int tensors, uint64_t cap) {
+    uint64_t count = tensors ? w->n_t : w->n_kv;
+    if (cap < 64) cap = 64;
+    while (cap < 2 * (count + 1)) cap <<= 1;
+    uint32_t *slots = calloc((size_t)cap, sizeof *slots);
+    if (!slots) return INFERD_ENOMEM;
+    for (uint64_t i = 0; i < count; i++) {
+        const char *s = tensors ? w->t[i].name : w->kv[i].key;
+        uint64_t n = tensors ? w->t[i].name_len : w->kv[i].key_len;
+        uint64_t h = name_hash(s, n) & (cap - 1);
+        while (slots[h]) h = (h + 1) & (cap - 1);
+        slots[h] = (uint32_t)(i + 1);
+    }
+    if (tensors) {
+        free(w->t_index);
+        w->t_index = slots;
+        w->t_index_cap = cap;
+    } else {
+        free(w->kv_index);
+        w->kv_index = slots;
+        w->kv_index_cap = cap;
+    }
+    return 0;
+}
+
+/* Adds entry i (already stored, not yet counted) to its table. */
+static int index_add(gguf_writer *w, int tensors, uint64_t i) {
+    uint64_t cap = tensors ? w->t_index_cap : w->kv_index_cap;
+    if (2 * (i + 2) > cap) {
+        if (tensors)
+            w->n_t = i + 1;
+        else
+            w->n_kv = i + 1;
+        int rc = index_rebuild(w, tensors, cap * 2);
+        if (tensors)
+            w->n_t = i;
+        else
+            w->n_kv = i;
+        return rc;
+    }
+    uint32_t *slots = tensors ? w->t_index : w->kv_index;
+    const char *s = tensors ? w->t[i].name : w->kv[i].key;
+    uint64_t n = tensors ? w->t[i].name_len : w->kv[i].key_len;
+    uint64_t h = name_hash(s, n) & (cap - 1);
+    while (slots[h]) h = (h + 1) & (cap - 1);
+    slots[h] = (uint32_t)(i + 1);
+    return 0;
 }
 
 static int set_scalar(gguf_writer *w, const char *key, uint32_t type, const void *v, size_t n) {
@@ -499,7 +616,13 @@ static int set_raw(gguf_writer *w, const char *key, uint32_t type, const void *r
         free(copy);
         return fail(w, INFERD_ENOMEM, "gguf: out of memory");
     }
-    w->kv[w->n_kv++] = (wkv){k, klen, type, copy, n};
+    w->kv[w->n_kv] = (wkv){k, klen, type, copy, n};
+    if (index_add(w, 0, w->n_kv)) {
+        free(k);
+        free(copy);
+        return fail(w, INFERD_ENOMEM, "gguf: out of memory");
+    }
+    w->n_kv++;
     return 0;
 }
 
@@ -509,14 +632,18 @@ static int resolve_alignment(gguf_writer *w) {
     int64_t i = find_kv(w, "general.alignment", strlen("general.alignment"));
     if (i < 0) return 0;
     const wkv *kv = &w->kv[i];
-    gguf_value v = {.type = (enum gguf_value_type)kv->type, .raw = kv->raw, .raw_size = kv->raw_size, .data = kv->raw};
+    gguf_value v = {.type = (enum gguf_value_type)kv->type,
+                    .raw = kv->raw,
+                    .raw_size = kv->raw_size,
+                    .data = kv->raw};
     uint64_t a = 0;
     if (kv->type == GGUF_TYPE_BOOL || !gguf_type_size(kv->type) || kv->type == GGUF_TYPE_FLOAT32 ||
         kv->type == GGUF_TYPE_FLOAT64 || gguf_value_u64(&v, &a) != 0 || a == 0 || (a & (a - 1)) ||
         a > (1u << 30))
-        return fail(w, INFERD_EINVAL,
-                    "gguf: key 'general.alignment' (type %s, value %llu) must be a nonzero power of two",
-                    gguf_type_name(kv->type), (unsigned long long)a);
+        return fail(
+            w, INFERD_EINVAL,
+            "gguf: key 'general.alignment' (type %s, value %llu) must be a nonzero power of two",
+            gguf_type_name(kv->type), (unsigned long long)a);
     w->alignment = a;
     return 0;
 }

@@ -1,8 +1,10 @@
 /*
  * attention.c - paged causal attention with an online softmax (see
- * attention.h). One work item is a (token, KV head) pair: the group of query
- * heads sharing that KV head walks the token's positions once, keeping a
- * running max m, denominator l and weighted sum acc per query head:
+ * attention.h): the plain-C reference item and the dispatch to the SIMD one
+ * (attention_avx2.c) by cpu_level(). One work item is a (token, KV head)
+ * pair: the group of query heads sharing that KV head walks the token's
+ * positions once, keeping a running max m, denominator l and weighted sum
+ * acc per query head:
  *   s = scale * q.k_j;  if s > m: acc *= e^(m-s), l *= e^(m-s), m = s
  *   p = e^(s-m);  l += p;  acc += p * v_j;      out = acc / l
  */
@@ -11,6 +13,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/attention_int.h"
+#include "kernels/cpu.h"
 #include "kernels/quant.h"
 
 void attn_load_row(const attn_args *a, const void *base, const uint32_t *table, uint32_t j,
@@ -25,10 +29,10 @@ void attn_load_row(const attn_args *a, const void *base, const uint32_t *table, 
     }
 }
 
-static void attend_group(const attn_args *a, uint32_t t, uint32_t kvh) {
+void attn_item_scalar(const attn_args *a, uint32_t t, uint32_t kvh) {
     const uint32_t hd = a->head_dim;
     const uint32_t group = a->n_head / a->n_head_kv;
-    const uint32_t *table = a->tables[a->seq[t]];
+    const uint32_t *table = a->tables[t];
     const uint32_t n_pos = (uint32_t)a->pos[t] + 1;
     const float *q = a->q + (size_t)t * a->q_stride + (size_t)kvh * group * hd;
     float *out = a->out + (size_t)t * a->out_stride + (size_t)kvh * group * hd;
@@ -71,8 +75,9 @@ static void attend_group(const attn_args *a, uint32_t t, uint32_t kvh) {
 }
 
 void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth) {
+    attn_item_fn item = attn_item_scalar;
+    if (cpu_level() >= CPU_AVX2 && a->head_dim % 8 == 0) item = attn_item_avx2;
     const uint64_t n_items = (uint64_t)a->n_tokens * a->n_head_kv;
-    for (uint64_t i = ith; i < n_items; i += nth) {
-        attend_group(a, (uint32_t)(i / a->n_head_kv), (uint32_t)(i % a->n_head_kv));
-    }
+    for (uint64_t i = ith; i < n_items; i += nth)
+        item(a, (uint32_t)(i / a->n_head_kv), (uint32_t)(i % a->n_head_kv));
 }

@@ -5,10 +5,10 @@
  *
  * Pool layout for one layer (K and V alike):
  *   (n_blocks, block_size, n_head_kv, head_dim), row-major, of kv_type.
- *   Position j of a sequence is block tables[s][j / block_size], slot
- *   j % block_size.
- * Token t (sequence seq[t], position pos[t]) attends to positions 0..pos[t]
- * of its sequence; query head h reads KV head h / (n_head / n_head_kv).
+ *   Position j of token t's sequence is block tables[t][j / block_size],
+ *   slot j % block_size (tables[t] is the block table of t's sequence).
+ * Token t (position pos[t]) attends to positions 0..pos[t] of its sequence;
+ * query head h reads KV head h / (n_head / n_head_kv).
  *
  * Plain C; the caller (src/model/) validated every index and runs
  * attn_forward_range on its thread pool.
@@ -38,8 +38,7 @@ typedef struct attn_args {
     enum dtype kv_type; /* DTYPE_F32 or DTYPE_F16 */
     uint32_t block_size;
     const int32_t *pos;             /* (n_tokens) */
-    const int32_t *seq;             /* (n_tokens) index into tables */
-    const uint32_t *const *tables;  /* (n_seqs) block table of each sequence */
+    const uint32_t *const *tables;  /* (n_tokens) block table of each token's sequence */
     float scale;      /* applied to q.k, usually 1/sqrt(head_dim) */
 } attn_args;
 

@@ -80,8 +80,8 @@ float fp16_to_f32(uint16_t h) {
     const uint32_t magic_mask = 126u << 23;
     const float denormalized = f32_from_bits((two_w >> 17) | magic_mask) - 0.5f;
     const uint32_t denormalized_cutoff = 1u << 27;
-    return f32_from_bits(sign | (two_w < denormalized_cutoff ? f32_bits(denormalized)
-                                                             : f32_bits(normalized)));
+    return f32_from_bits(
+        sign | (two_w < denormalized_cutoff ? f32_bits(denormalized) : f32_bits(normalized)));
 }
 
 /* ggml_compute_fp32_to_fp16: round to nearest even through float arithmetic
@@ -104,7 +104,9 @@ uint16_t f32_to_fp16(float f) {
 }
 
 /* bf16 is the upper half of an f32. */
-float bf16_to_f32(uint16_t h) { return f32_from_bits((uint32_t)h << 16); }
+float bf16_to_f32(uint16_t h) {
+    return f32_from_bits((uint32_t)h << 16);
+}
 
 /* Round to nearest even; NaN is kept and forced quiet (ggml_compute_fp32_to_bf16). */
 uint16_t f32_to_bf16(float f) {
@@ -135,8 +137,7 @@ int quantize_row_ref(enum dtype t, const float *src, void *dst, int64_t n) {
 
 /* ggml_quantize_chunk without an imatrix: row by row, the reference
  * quantizer for every type except IQ4_NL, which searches scales. */
-size_t quantize_rows(enum dtype t, const float *src, void *dst, int64_t n_rows,
-                     int64_t n_per_row) {
+size_t quantize_rows(enum dtype t, const float *src, void *dst, int64_t n_rows, int64_t n_per_row) {
     if (!quant_supported(t) || n_rows < 0 || n_per_row < 0) return 0;
     const dtype_info *info = dtype_get(t);
     if (n_per_row % info->block_size != 0) return 0;
@@ -174,13 +175,26 @@ static const from_float_fn act_q8_K[CPU_LEVEL_COUNT] = {
 void quantize_row_act(enum dtype vdt, const float *x, void *y, int64_t n) {
     const enum cpu_level lv = cpu_level();
     switch (vdt) {
-    case DTYPE_Q8_0: act_q8_0[lv](x, y, n); break;
-    case DTYPE_Q8_1: act_q8_1[lv](x, y, n); break;
-    case DTYPE_Q8_K: act_q8_K[lv](x, y, n); break;
-    case DTYPE_F16: f16_from_float(x, y, n); break;
-    case DTYPE_BF16: bf16_from_float(x, y, n); break;
-    case DTYPE_F32: f32_from_float(x, y, n); break;
-    default: break;
+    case DTYPE_Q8_0:
+        act_q8_0[lv](x, y, n);
+        break;
+    case DTYPE_Q8_1:
+        act_q8_1[lv](x, y, n);
+        break;
+    case DTYPE_Q8_K:
+        act_q8_K[lv](x, y, n);
+        break;
+    case DTYPE_F16:
+        f16_from_float(x, y, n);
+        break;
+    case DTYPE_BF16:
+        bf16_from_float(x, y, n);
+        break;
+    case DTYPE_F32:
+        f32_from_float(x, y, n);
+        break;
+    default:
+        break;
     }
 }
 

@@ -48,8 +48,7 @@ int quantize_row_ref(enum dtype t, const float *src, void *dst, int64_t n);
  * quantize_row_ref per row except for IQ4_NL (which runs a scale search).
  * Returns the bytes written, or 0 when t is unsupported or n_per_row is not a
  * multiple of the block size. Single-threaded; callers split rows. */
-size_t quantize_rows(enum dtype t, const float *src, void *dst, int64_t n_rows,
-                     int64_t n_per_row);
+size_t quantize_rows(enum dtype t, const float *src, void *dst, int64_t n_rows, int64_t n_per_row);
 
 /* The format activations take for a dot product with weights of type t, as
  * ggml-cpu's vec_dot_type: Q8_0 (Q4_0 Q5_0 Q8_0 IQ4_NL), Q8_1 (Q4_1 Q5_1),

@@ -75,7 +75,8 @@ void quantize_row_q8_K_avx2(const float *x, void *dst, int64_t n) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         __m256 m = _mm256_setzero_ps();
-        for (int j = 0; j < QK_K; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+        for (int j = 0; j < QK_K; j += 8)
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
         const float amax = hmax8(m);
         if (!amax) {
             y[i].d = 0;
@@ -99,7 +100,8 @@ void quantize_row_q8_K_avx2(const float *x, void *dst, int64_t n) {
         for (int j = 0; j < QK_K; j += 32) {
             __m256i q[4];
             for (int k = 0; k < 4; k++) {
-                const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * k), vs), magic);
+                const __m256 v =
+                    _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * k), vs), magic);
                 __m256i l = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(v), mant), half);
                 l = _mm256_min_epi32(l, c127);
                 q[k] = _mm256_srai_epi32(_mm256_slli_epi32(l, 24), 24);

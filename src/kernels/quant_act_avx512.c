@@ -46,7 +46,8 @@ void quantize_row_q8_K_avx512(const float *x, void *dst, int64_t n) {
     block_q8_K *y = dst;
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         __m512 m = _mm512_setzero_ps();
-        for (int j = 0; j < QK_K; j += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + j)));
+        for (int j = 0; j < QK_K; j += 16)
+            m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + j)));
         const float amax = _mm512_reduce_max_ps(m);
         if (!amax) {
             y[i].d = 0;

@@ -24,7 +24,7 @@
 #define K_SCALE_SIZE 12
 
 typedef struct block_q4_0 {
-    uint16_t d;          /* fp16 scale */
+    uint16_t d;            /* fp16 scale */
     uint8_t qs[QK4_0 / 2]; /* elem j: low nibble of qs[j]; elem j+16: high nibble */
 } block_q4_0;
 
@@ -137,11 +137,12 @@ static inline int quant_nearest_int(float f) {
 /* Per type: n elements (whole blocks). Dequantizers write n floats; reference
  * quantizers write n / block_size blocks; vec_dot takes a weight row and an
  * activation row in the type's vec_dot_type. */
-#define QUANT_FAMILY(X)                                                                \
-    X(q4_0) X(q4_1) X(q5_0) X(q5_1) X(q8_0) X(q8_1) X(q2_K) X(q3_K) X(q4_K) X(q5_K)    \
-        X(q6_K) X(q8_K) X(iq4_nl) X(iq4_xs)
-#define QUANT_DECLARE(t)                                                               \
-    void dequantize_row_##t(const void *src, float *dst, int64_t n);                  \
+#define QUANT_FAMILY(X)                                                                            \
+    X(q4_0)                                                                                        \
+    X(q4_1) X(q5_0) X(q5_1) X(q8_0) X(q8_1) X(q2_K) X(q3_K) X(q4_K) X(q5_K) X(q6_K) X(q8_K)        \
+        X(iq4_nl) X(iq4_xs)
+#define QUANT_DECLARE(t)                                                                           \
+    void dequantize_row_##t(const void *src, float *dst, int64_t n);                               \
     void quantize_row_##t##_ref(const float *src, void *dst, int64_t n);
 QUANT_FAMILY(QUANT_DECLARE)
 #undef QUANT_DECLARE

@@ -13,7 +13,9 @@
 #define MAX_I(a, b) ((a) > (b) ? (a) : (b))
 #define MIN_I(a, b) ((a) < (b) ? (a) : (b))
 
-static inline float h2f(uint16_t h) { return fp16_to_f32(h); }
+static inline float h2f(uint16_t h) {
+    return fp16_to_f32(h);
+}
 
 /* Symmetric quants in [-nmax, nmax-1] with weights x^2 (rmse_type 1, no
  * importance): 18 trial scales around nmax / max, the best by
@@ -121,9 +123,9 @@ static float make_q3_quants(int n, int nmax, const float *x, int8_t *L) {
 /* Asymmetric quants x ~ scale * L - min with L in 0..nmax: least squares
  * over nstep + 1 trial scales, error weighted (|.| when use_mad). Stores the
  * (positive) min in *the_min; returns the scale. */
-static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights,
-                              uint8_t *L, float *the_min, uint8_t *Laux, float rmin,
-                              float rdelta, int nstep, int use_mad) {
+static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
+                              float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep,
+                              int use_mad) {
     float min = x[0], max = x[0];
     float sum_w = weights[0];
     float sum_x = sum_w * x[0];
@@ -381,9 +383,8 @@ void dequantize_row_q3_K(const void *src, float *y, int64_t n) {
 /* The shared first half of the Q4_K and Q5_K reference quantizers: per
  * sub-block of 32 a weighted asymmetric fit, then the 6-bit scales and mins
  * packed into scales[12], then L re-quantized against the rounded scales. */
-static void k4_scales_and_quants(const float *x, int nmax, float rmin, int nstep,
-                                 uint16_t *d_out, uint16_t *dmin_out, uint8_t *sc_out,
-                                 uint8_t *L) {
+static void k4_scales_and_quants(const float *x, int nmax, float rmin, int nstep, uint16_t *d_out,
+                                 uint16_t *dmin_out, uint8_t *sc_out, uint8_t *L) {
     uint8_t Laux[32];
     float weights[32], mins[QK_K / 32], scales[QK_K / 32];
     float max_scale = 0, max_min = 0;

@@ -8,7 +8,9 @@
  */
 #include "kernels/quant_int.h"
 
-static inline float h2f(uint16_t h) { return fp16_to_f32(h); }
+static inline float h2f(uint16_t h) {
+    return fp16_to_f32(h);
+}
 
 float vec_dot_q2_K_q8_K(int64_t n, const void *w, const void *a) {
     const block_q2_K *x = w;

@@ -11,7 +11,9 @@
 
 #define MIN_I(a, b) ((a) < (b) ? (a) : (b))
 
-static inline float h2f(uint16_t h) { return fp16_to_f32(h); }
+static inline float h2f(uint16_t h) {
+    return fp16_to_f32(h);
+}
 
 /* ---- reference quantizers ---------------------------------------------- */
 

@@ -147,9 +147,8 @@ int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, ch
     uint32_t n_out = 0;
     int rc = check_batch(m, kv, b, &n_out, err, err_size);
     if (rc) return rc;
-    const uint32_t need = b->n_tokens > b->n_seqs ? b->n_tokens : b->n_seqs;
-    if (need > m->s.max_batch && (rc = model_reserve(m, need)) != 0)
-        return err_set(err, err_size, rc, "model: cannot grow scratch to %u tokens", need);
+    if (b->n_tokens > m->s.max_batch && (rc = model_reserve(m, b->n_tokens)) != 0)
+        return err_set(err, err_size, rc, "model: cannot grow scratch to %u tokens", b->n_tokens);
 
     const model_hparams *hp = &m->hp;
     model_scratch *s = &m->s;
@@ -161,13 +160,13 @@ int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, ch
     for (uint32_t t = 0; t < T; t++) {
         if (b->want_logits ? b->want_logits[t] : t == T - 1) s->rows[r++] = t;
     }
-    for (uint32_t i = 0; i < b->n_seqs; i++) s->tables[i] = b->seqs[i].blocks;
+    for (uint32_t t = 0; t < T; t++) s->tables[t] = b->seqs[b->seq[t]].blocks;
 
     fwd f = {.m = m, .kv = kv, .b = b, .n_rows = T};
     f.attn = (attn_args){
         .n_tokens = T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
         .head_dim = hp->head_dim, .q = s->q, .q_stride = nq, .out = s->att, .out_stride = nq,
-        .kv_type = kv->type, .block_size = kv->block_size, .pos = b->pos, .seq = b->seq,
+        .kv_type = kv->type, .block_size = kv->block_size, .pos = b->pos,
         .tables = s->tables, .scale = 1.0f / sqrtf((float)hp->head_dim),
     };
 

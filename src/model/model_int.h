@@ -38,7 +38,7 @@ typedef struct model_scratch {
     float *up;         /* (max_batch, n_ff) */
     float *rope;       /* (max_batch, n_rot) cos/sin per token */
     uint32_t *rows;    /* (max_batch) batch indices of the rows kept for logits */
-    const uint32_t **tables; /* (max_batch) block table per sequence (n_seqs <= max_batch) */
+    const uint32_t **tables; /* (max_batch) block table of each token's sequence */
     void *mm;          /* matmul scratch (largest mm_scratch_bytes) */
 } model_scratch;
 

@@ -67,9 +67,8 @@ int quantize_file(const char *in_path, const char *out_path, const quantize_para
         const gguf_str nm = ts[i].src->name;
         if (nm.len > NAME_MAX_BYTES) {
             rc = err_set(err, err_size, INFERD_EFORMAT,
-                         "quantize: %s: tensor %llu has a name of %llu bytes (at most %d)",
-                         in_path, (unsigned long long)i, (unsigned long long)nm.len,
-                         NAME_MAX_BYTES);
+                         "quantize: %s: tensor %llu has a name of %llu bytes (at most %d)", in_path,
+                         (unsigned long long)i, (unsigned long long)nm.len, NAME_MAX_BYTES);
             goto fail;
         }
         memcpy(ts[i].name, nm.data, nm.len);
@@ -111,6 +110,12 @@ int quantize_file(const char *in_path, const char *out_path, const quantize_para
             goto fail;
         }
     }
+
+    if (params->verbose && st.n_fallback > 0)
+        fprintf(stderr,
+                "quantize: %d tensor(s) take a fallback type: their rows are not a multiple "
+                "of the chosen type's block\n",
+                st.n_fallback);
 
     w = gguf_writer_new();
     tp = threadpool_new(params->n_threads);
@@ -226,8 +231,8 @@ static void quant_worker(void *arg, int ith, int nth) {
     const uint64_t r0 = j->n_rows * (uint64_t)ith / (uint64_t)nth;
     const uint64_t r1 = j->n_rows * (uint64_t)(ith + 1) / (uint64_t)nth;
     if (r1 <= r0) return;
-    quantize_rows(j->type, j->src + r0 * j->ne0, j->dst + r0 * j->row_bytes,
-                  (int64_t)(r1 - r0), (int64_t)j->ne0);
+    quantize_rows(j->type, j->src + r0 * j->ne0, j->dst + r0 * j->row_bytes, (int64_t)(r1 - r0),
+                  (int64_t)j->ne0);
 }
 
 /* Writes t's data in t->type into out (t->size_bytes). */

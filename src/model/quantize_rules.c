@@ -22,15 +22,15 @@ typedef struct ftype_entry {
 } ftype_entry;
 
 static const ftype_entry ftypes[] = {
-    {"F32", QUANT_FTYPE_ALL_F32, DTYPE_F32},   {"F16", QUANT_FTYPE_F16, DTYPE_F16},
-    {"BF16", QUANT_FTYPE_BF16, DTYPE_BF16},    {"Q4_0", QUANT_FTYPE_Q4_0, DTYPE_Q4_0},
-    {"Q4_1", QUANT_FTYPE_Q4_1, DTYPE_Q4_1},    {"Q5_0", QUANT_FTYPE_Q5_0, DTYPE_Q5_0},
-    {"Q5_1", QUANT_FTYPE_Q5_1, DTYPE_Q5_1},    {"Q8_0", QUANT_FTYPE_Q8_0, DTYPE_Q8_0},
-    {"Q2_K", QUANT_FTYPE_Q2_K, DTYPE_Q2_K},    {"Q3_K_S", QUANT_FTYPE_Q3_K_S, DTYPE_Q3_K},
-    {"Q3_K_M", QUANT_FTYPE_Q3_K_M, DTYPE_Q3_K}, {"Q3_K_L", QUANT_FTYPE_Q3_K_L, DTYPE_Q3_K},
-    {"Q4_K_S", QUANT_FTYPE_Q4_K_S, DTYPE_Q4_K}, {"Q4_K_M", QUANT_FTYPE_Q4_K_M, DTYPE_Q4_K},
-    {"Q5_K_S", QUANT_FTYPE_Q5_K_S, DTYPE_Q5_K}, {"Q5_K_M", QUANT_FTYPE_Q5_K_M, DTYPE_Q5_K},
-    {"Q6_K", QUANT_FTYPE_Q6_K, DTYPE_Q6_K},    {"IQ4_NL", QUANT_FTYPE_IQ4_NL, DTYPE_IQ4_NL},
+    {"F32", QUANT_FTYPE_ALL_F32, DTYPE_F32},      {"F16", QUANT_FTYPE_F16, DTYPE_F16},
+    {"BF16", QUANT_FTYPE_BF16, DTYPE_BF16},       {"Q4_0", QUANT_FTYPE_Q4_0, DTYPE_Q4_0},
+    {"Q4_1", QUANT_FTYPE_Q4_1, DTYPE_Q4_1},       {"Q5_0", QUANT_FTYPE_Q5_0, DTYPE_Q5_0},
+    {"Q5_1", QUANT_FTYPE_Q5_1, DTYPE_Q5_1},       {"Q8_0", QUANT_FTYPE_Q8_0, DTYPE_Q8_0},
+    {"Q2_K", QUANT_FTYPE_Q2_K, DTYPE_Q2_K},       {"Q3_K_S", QUANT_FTYPE_Q3_K_S, DTYPE_Q3_K},
+    {"Q3_K_M", QUANT_FTYPE_Q3_K_M, DTYPE_Q3_K},   {"Q3_K_L", QUANT_FTYPE_Q3_K_L, DTYPE_Q3_K},
+    {"Q4_K_S", QUANT_FTYPE_Q4_K_S, DTYPE_Q4_K},   {"Q4_K_M", QUANT_FTYPE_Q4_K_M, DTYPE_Q4_K},
+    {"Q5_K_S", QUANT_FTYPE_Q5_K_S, DTYPE_Q5_K},   {"Q5_K_M", QUANT_FTYPE_Q5_K_M, DTYPE_Q5_K},
+    {"Q6_K", QUANT_FTYPE_Q6_K, DTYPE_Q6_K},       {"IQ4_NL", QUANT_FTYPE_IQ4_NL, DTYPE_IQ4_NL},
     {"IQ4_XS", QUANT_FTYPE_IQ4_XS, DTYPE_IQ4_XS},
 };
 #define N_FTYPES (sizeof ftypes / sizeof ftypes[0])
@@ -91,11 +91,20 @@ static int ends_with(const char *s, const char *suffix) {
  * quantize_output_tensor options (always off / on here). */
 int quantize_tensor_allowed(const char *name, uint32_t n_dims) {
     static const char *const never[] = {
-        "_norm.weight",          "ffn_gate_inp.weight",   "altup",
-        "laurel",                "per_layer_model_proj",  "ssm_conv1d.weight",
-        "shortconv.conv.weight", "time_mix_first.weight", "time_mix_w1.weight",
-        "time_mix_w2.weight",    "time_mix_decay_w1.weight", "time_mix_decay_w2.weight",
-        "time_mix_lerp_fused.weight", "attn_rel_b.weight",
+        "_norm.weight",
+        "ffn_gate_inp.weight",
+        "altup",
+        "laurel",
+        "per_layer_model_proj",
+        "ssm_conv1d.weight",
+        "shortconv.conv.weight",
+        "time_mix_first.weight",
+        "time_mix_w1.weight",
+        "time_mix_w2.weight",
+        "time_mix_decay_w1.weight",
+        "time_mix_decay_w2.weight",
+        "time_mix_lerp_fused.weight",
+        "attn_rel_b.weight",
     };
     if (n_dims < 2 || !ends_with(name, "weight")) return 0;
     for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
@@ -123,9 +132,8 @@ static int layer_of(int counter, int n_expert, const char *name) {
 }
 
 /* llama_tensor_get_type's mix rules for our ftypes. */
-static enum dtype mix_rules(enum quant_ftype ft, const quantize_model_info *mi,
-                            quantize_state *st, const char *name, uint64_t ne0,
-                            enum dtype t) {
+static enum dtype mix_rules(enum quant_ftype ft, const quantize_model_info *mi, quantize_state *st,
+                            const char *name, uint64_t ne0, enum dtype t) {
     const int tied_embd = !mi->has_output && strcmp(name, "token_embd.weight") == 0;
     if (strcmp(name, "output.weight") == 0 || tied_embd) {
         const uint64_t qk = dtype_get(t)->block_size;
@@ -162,9 +170,9 @@ static enum dtype mix_rules(enum quant_ftype ft, const quantize_model_info *mi,
         if (ft == QUANT_FTYPE_Q2_K)
             t = DTYPE_Q3_K;
         else if (ft == QUANT_FTYPE_Q3_K_M)
-            t = il < nl / 16 ? DTYPE_Q5_K
+            t = il < nl / 16                                ? DTYPE_Q5_K
                 : (!mi->is_falcon || use_more_bits(il, nl)) ? DTYPE_Q4_K
-                                                             : DTYPE_Q3_K;
+                                                            : DTYPE_Q3_K;
         else if (ft == QUANT_FTYPE_Q3_K_L)
             t = mi->is_falcon ? DTYPE_Q4_K : DTYPE_Q5_K;
         else if (ft == QUANT_FTYPE_Q4_K_M) {
@@ -182,9 +190,10 @@ static enum dtype mix_rules(enum quant_ftype ft, const quantize_model_info *mi,
     } else if (strstr(name, "attn_output.weight")) {
         if (!mi->is_falcon) {
             if (mi->n_expert == 8) {
-                if (ft == QUANT_FTYPE_Q2_K || ft == QUANT_FTYPE_Q3_K_S || ft == QUANT_FTYPE_Q3_K_M ||
-                    ft == QUANT_FTYPE_IQ4_NL || ft == QUANT_FTYPE_Q4_K_S ||
-                    ft == QUANT_FTYPE_Q4_K_M || ft == QUANT_FTYPE_IQ4_XS)
+                if (ft == QUANT_FTYPE_Q2_K || ft == QUANT_FTYPE_Q3_K_S ||
+                    ft == QUANT_FTYPE_Q3_K_M || ft == QUANT_FTYPE_IQ4_NL ||
+                    ft == QUANT_FTYPE_Q4_K_S || ft == QUANT_FTYPE_Q4_K_M ||
+                    ft == QUANT_FTYPE_IQ4_XS)
                     t = DTYPE_Q5_K;
             } else {
                 if (ft == QUANT_FTYPE_Q2_K)
@@ -224,11 +233,20 @@ enum dtype quantize_tensor_type(const quantize_params *params, const quantize_mo
         switch (t) {
         case DTYPE_Q2_K:
         case DTYPE_Q3_K:
-        case DTYPE_IQ4_XS: t = DTYPE_IQ4_NL; break;
-        case DTYPE_Q4_K: t = DTYPE_Q5_0; break;
-        case DTYPE_Q5_K: t = DTYPE_Q5_1; break;
-        case DTYPE_Q6_K: t = DTYPE_Q8_0; break;
-        default: break;
+        case DTYPE_IQ4_XS:
+            t = DTYPE_IQ4_NL;
+            break;
+        case DTYPE_Q4_K:
+            t = DTYPE_Q5_0;
+            break;
+        case DTYPE_Q5_K:
+            t = DTYPE_Q5_1;
+            break;
+        case DTYPE_Q6_K:
+            t = DTYPE_Q8_0;
+            break;
+        default:
+            break;
         }
         if (ne0 % dtype_get(t)->block_size != 0) t = DTYPE_F16;
         st->n_fallback++;

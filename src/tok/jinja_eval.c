@@ -107,6 +107,10 @@ int jx_getattr(jx_vm *vm, jv obj, const char *name, size_t len, jv *out) {
             return 0;
         }
     }
+    if (obj.type == JV_LIST && obj.u.l->group && obj.u.l->n == 2) {
+        if (len == 7 && !memcmp(name, "grouper", 7)) return *out = obj.u.l->v[0], 0;
+        if (len == 4 && !memcmp(name, "list", 4)) return *out = obj.u.l->v[1], 0;
+    }
     int found = jx_method_lookup(vm, obj, name, len, out);
     if (found < 0) return -1;
     if (found) return 0;
@@ -306,7 +310,12 @@ static int contains(jx_vm *vm, jv item, jv seq, int *res) {
     return jx_fail(vm, "TypeError: argument of type '%s' is not iterable", jx_type_name(seq));
 }
 
+static size_t weight(jv v) {
+    return v.type == JV_STR ? v.u.s->len / 16 : v.type == JV_LIST ? v.u.l->n : v.type == JV_DICT ? v.u.d->n : 0;
+}
+
 int jx_binop(jx_vm *vm, int op, jv a, jv b, jv *out) {
+    if (jx_tick(vm, 1 + weight(a) + weight(b))) return -1;
     switch (op) {
     case JOP_EQ: *out = jv_bool(jx_equal(a, b)); return 0;
     case JOP_NE: *out = jv_bool(!jx_equal(a, b)); return 0;

@@ -59,6 +59,8 @@ static int assign(jx_vm *vm, const jnode *target, jx_frame *f, jv v) {
     if (target->kind == JN_NAME) return jx_frame_set(vm, f, target->name, v);
     jlist *items;
     if (v.type == JV_UNDEF) return jx_undef_fail(vm, v);
+    if (v.type != JV_STR && v.type != JV_LIST && v.type != JV_DICT)
+        return jx_fail(vm, "TypeError: cannot unpack non-iterable %s object", jx_type_name(v));
     if (jx_iterate(vm, v, &items)) return -1;
     if (items->n != target->n_args) {
         if (items->n < target->n_args)
@@ -124,6 +126,7 @@ static int run_for(jx_vm *vm, const jnode *n, jx_frame *f, jv iter, int depth) {
     if (!lname) return oom(vm);
     for (size_t i = 0; i < items->n; i++) {
         if (++vm->loop_iters > JX_MAX_LOOP_ITERS) goto too_many;
+        if (jx_tick(vm, 1)) return JX_ERR;
         body_frame->vars->n = 0; /* a fresh scope per iteration */
         if (set_loop_vars(vm, lp, items, i, depth)) return JX_ERR;
         jv lv = {JV_DICT, {.d = lp}};

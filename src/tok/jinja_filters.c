@@ -15,23 +15,6 @@
 #include "base/utf8.h"
 #include "tok/jinja_int.h"
 
-#define MAXP 6
-
-typedef struct fargs {
-    jv v[MAXP];
-    int has[MAXP];
-    jv *rest;      /* positional args past the named ones (map/select) */
-    size_t n_rest;
-} fargs;
-
-typedef int (*filter_fn)(jx_vm *vm, jv in, fargs *a, jstr **kwnames, jv *kwvals, size_t n_kw, jv *out);
-
-typedef struct filter_def {
-    const char *name;
-    filter_fn fn;
-    const char *params[MAXP]; /* names, NULL-terminated; "*" collects the rest */
-} filter_def;
-
 static int oom(jx_vm *vm) {
     return jx_fail(vm, "MemoryError: the render used more than %u MiB", JX_MAX_MEMORY_BYTES >> 20);
 }
@@ -45,76 +28,8 @@ static int as_str(jx_vm *vm, jv v, jv *out) { return jx_stringify(vm, v, out); }
 
 static int opt_bool(fargs *a, int i, int def) { return a->has[i] ? jx_truthy(a->v[i]) : def; }
 
-/* environment.getitem over "a.b.0" paths, as jinja2's make_attrgetter. */
-static int get_path(jx_vm *vm, jv item, jv attr, jv *out) {
-    if (attr.type != JV_STR) return jx_getitem(vm, item, attr, out);
-    const char *s = attr.u.s->s, *end = s + attr.u.s->len;
-    *out = item;
-    while (s <= end) {
-        const char *dot = memchr(s, '.', (size_t)(end - s));
-        if (!dot) dot = end;
-        jv key;
-        int digits = dot > s;
-        for (const char *p = s; p < dot; p++) digits &= *p >= '0' && *p <= '9';
-        if (digits && dot - s < 18) key = jv_int(strtoll(s, NULL, 10));
-        else if (jx_str(vm, s, (size_t)(dot - s), &key)) return -1;
-        if (jx_getitem(vm, *out, key, out)) return -1;
-        s = dot + 1;
-    }
-    return 0;
-}
-
-static int lower_key(jx_vm *vm, jv v, int case_sensitive, jv *out) {
-    if (!case_sensitive && v.type == JV_STR) return jx_case(vm, v, 'l', out);
-    *out = v;
-    return 0;
-}
-
-/* ---- sorting (stable merge sort whose comparison may fail) ---- */
-typedef struct sort_ctx { jx_vm *vm; int failed; } sort_ctx;
-
-static int less(sort_ctx *c, jv a, jv b) {
-    int r = 0;
-    if (!c->failed && jx_compare(c->vm, a, b, JOP_LT, &r)) c->failed = 1;
-    return r;
-}
-
-static void merge_sort(sort_ctx *c, jv *keys, jv *vals, jv *tk, jv *tv, size_t n) {
-    if (n < 2 || c->failed) return;
-    size_t h = n / 2;
-    merge_sort(c, keys, vals, tk, tv, h);
-    merge_sort(c, keys + h, vals + h, tk, tv, n - h);
-    size_t i = 0, j = h, k = 0;
-    while (i < h && j < n) {
-        if (less(c, keys[j], keys[i])) tk[k] = keys[j], tv[k++] = vals[j++];
-        else tk[k] = keys[i], tv[k++] = vals[i++];
-    }
-    while (i < h) tk[k] = keys[i], tv[k++] = vals[i++];
-    while (j < n) tk[k] = keys[j], tv[k++] = vals[j++];
-    memcpy(keys, tk, n * sizeof *keys);
-    memcpy(vals, tv, n * sizeof *vals);
-}
-
-/* Sorts vals by keys in place; reverse keeps stability like Python's sort(reverse=True). */
-static int sort_by(jx_vm *vm, jv *keys, jv *vals, size_t n, int reverse) {
-    jv *tk = jx_alloc(&vm->arena, (n + 1) * sizeof *tk), *tv = jx_alloc(&vm->arena, (n + 1) * sizeof *tv);
-    if (!tk || !tv) return oom(vm);
-    sort_ctx c = {vm, 0};
-    if (reverse) /* Python reverses, sorts stably, reverses again */
-        for (size_t i = 0; i < n / 2; i++) {
-            jv t = keys[i]; keys[i] = keys[n - 1 - i]; keys[n - 1 - i] = t;
-            t = vals[i]; vals[i] = vals[n - 1 - i]; vals[n - 1 - i] = t;
-        }
-    merge_sort(&c, keys, vals, tk, tv, n);
-    if (c.failed) return -1;
-    if (reverse)
-        for (size_t i = 0; i < n / 2; i++) {
-            jv t = vals[i]; vals[i] = vals[n - 1 - i]; vals[n - 1 - i] = t;
-        }
-    return 0;
-}
-
 /* ---- filters ---- */
+
 
 static int f_abs(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)a, (void)kn, (void)kv, (void)nk;
@@ -132,28 +47,6 @@ static int f_attr(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *
     (void)kn, (void)kv, (void)nk;
     if (!a->has[0] || a->v[0].type != JV_STR) return jx_fail(vm, "TypeError: attr() needs a name string");
     return jx_getattr(vm, in, a->v[0].u.s->s, a->v[0].u.s->len, out);
-}
-
-static int f_batch(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
-    (void)kn, (void)kv, (void)nk;
-    jlist *items, *res = jx_list_new(&vm->arena, JL_GEN, 0), *cur = NULL;
-    if (!a->has[0] || a->v[0].type != JV_INT || a->v[0].u.i <= 0)
-        return jx_fail(vm, "TypeError: batch() needs a positive line count");
-    if (!res || jx_iterate(vm, in, &items)) return res ? -1 : oom(vm);
-    size_t per = (size_t)a->v[0].u.i;
-    for (size_t i = 0; i < items->n; i++) {
-        if (!cur) {
-            if (!(cur = jx_list_new(&vm->arena, JL_LIST, 0))) return oom(vm);
-            jv lv = {JV_LIST, {.l = cur}};
-            if (jx_list_push(&vm->arena, res, lv)) return oom(vm);
-        }
-        if (jx_list_push(&vm->arena, cur, items->v[i])) return oom(vm);
-        if (cur->n == per) cur = NULL;
-    }
-    if (cur && a->has[1])
-        while (cur->n < per)
-            if (jx_list_push(&vm->arena, cur, a->v[1])) return oom(vm);
-    return ret_list(res, out);
 }
 
 static int f_case(jx_vm *vm, jv in, int mode, jv *out) {
@@ -230,33 +123,6 @@ static int f_default(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, j
     if (!a->has[0] && jx_str(vm, "", 0, &def)) return -1;
     *out = in.type == JV_UNDEF || (opt_bool(a, 1, 0) && !jx_truthy(in)) ? def : in;
     return 0;
-}
-
-static int f_dictsort(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
-    (void)kn, (void)kv, (void)nk;
-    if (in.type != JV_DICT || in.u.d->kind != JD_DICT)
-        return jx_fail(vm, "TypeError: dictsort needs a mapping, got %s", jx_type_name(in));
-    int by_value = 0;
-    if (a->has[1]) {
-        if (a->v[1].type == JV_STR && !strcmp(a->v[1].u.s->s, "value")) by_value = 1;
-        else if (!(a->v[1].type == JV_STR && !strcmp(a->v[1].u.s->s, "key")))
-            return jx_fail(vm, "FilterArgumentError: You can only sort by either \"key\" or \"value\"");
-    }
-    jdict *d = in.u.d;
-    jv *keys = jx_alloc(&vm->arena, (d->n + 1) * sizeof *keys), *vals = jx_alloc(&vm->arena, (d->n + 1) * sizeof *vals);
-    jlist *l = jx_list_new(&vm->arena, JL_LIST, d->n);
-    if (!keys || !vals || !l) return oom(vm);
-    for (size_t i = 0; i < d->n; i++) {
-        jlist *t = jx_list_new(&vm->arena, JL_TUPLE, 2);
-        if (!t) return oom(vm);
-        t->v[0] = d->k[i], t->v[1] = d->v[i], t->n = 2;
-        vals[i].type = JV_LIST, vals[i].u.l = t;
-        if (lower_key(vm, by_value ? d->v[i] : d->k[i], opt_bool(a, 0, 0), &keys[i])) return -1;
-    }
-    if (sort_by(vm, keys, vals, d->n, opt_bool(a, 2, 0))) return -1;
-    memcpy(l->v, vals, d->n * sizeof *vals);
-    l->n = d->n;
-    return ret_list(l, out);
 }
 
 int jx_html_escape(jx_vm *vm, jv in, jv *out) {
@@ -434,7 +300,7 @@ static int f_join(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *
     buf b = BUF_INIT;
     for (size_t i = 0; i < items->n; i++) {
         jv v = items->v[i];
-        if (a->has[1] && a->v[1].type != JV_NONE && get_path(vm, v, a->v[1], &v)) goto fail;
+        if (a->has[1] && a->v[1].type != JV_NONE && jx_get_path(vm, v, a->v[1], &v)) goto fail;
         if (i) buf_append(&b, sep.u.s->s, sep.u.s->len);
         if (jx_to_str(vm, v, &b)) goto fail;
     }
@@ -473,7 +339,7 @@ static int f_map(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *o
     for (size_t i = 0; i < items->n; i++) {
         jv r;
         if (attr.type != JV_NONE) {
-            if (get_path(vm, items->v[i], attr, &r)) return -1;
+            if (jx_get_path(vm, items->v[i], attr, &r)) return -1;
             if (r.type == JV_UNDEF && has_def) r = def;
         } else {
             jv name = a->rest[0];
@@ -483,35 +349,6 @@ static int f_map(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *o
         res->v[res->n++] = r;
     }
     return ret_list(res, out);
-}
-
-static int f_minmax(jx_vm *vm, jv in, fargs *a, int want_max, jv *out) {
-    jlist *items;
-    if (jx_iterate(vm, in, &items)) return -1;
-    if (!items->n) {
-        *out = jv_undef("No aggregated item, sequence was empty.");
-        return 0;
-    }
-    size_t best = 0;
-    jv bk = jv_none();
-    for (size_t i = 0; i < items->n; i++) {
-        jv k = items->v[i];
-        if (a->has[1] && a->v[1].type != JV_NONE && get_path(vm, k, a->v[1], &k)) return -1;
-        if (lower_key(vm, k, opt_bool(a, 0, 0), &k)) return -1;
-        int r = 0;
-        if (i && jx_compare(vm, k, bk, want_max ? JOP_GT : JOP_LT, &r)) return -1;
-        if (!i || r) best = i, bk = k;
-    }
-    *out = items->v[best];
-    return 0;
-}
-static int f_max(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
-    (void)kn, (void)kv, (void)nk;
-    return f_minmax(vm, in, a, 1, out);
-}
-static int f_min(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
-    (void)kn, (void)kv, (void)nk;
-    return f_minmax(vm, in, a, 0, out);
 }
 
 /* select/reject/selectattr/rejectattr share one body. */
@@ -534,7 +371,7 @@ static int do_select(jx_vm *vm, jv in, fargs *a, int by_attr, int want, jv *out)
     for (size_t i = 0; i < items->n; i++) {
         jv v = items->v[i];
         int r;
-        if (by_attr && get_path(vm, v, attr, &v)) return -1;
+        if (by_attr && jx_get_path(vm, v, attr, &v)) return -1;
         if (test) {
             if (jx_test(vm, test, v, a->rest + pos, a->n_rest - pos, &r)) return -1;
         } else {
@@ -636,25 +473,6 @@ static int f_safe(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *
     return 0;
 }
 
-static int f_sort(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
-    (void)kn, (void)kv, (void)nk;
-    jlist *items;
-    if (jx_iterate(vm, in, &items)) return -1;
-    size_t n = items->n;
-    jlist *l = jx_list_new(&vm->arena, JL_LIST, n);
-    jv *keys = jx_alloc(&vm->arena, (n + 1) * sizeof *keys);
-    if (!l || !keys) return oom(vm);
-    for (size_t i = 0; i < n; i++) {
-        jv k = items->v[i];
-        if (a->has[2] && a->v[2].type != JV_NONE && get_path(vm, k, a->v[2], &k)) return -1;
-        if (lower_key(vm, k, opt_bool(a, 1, 0), &keys[i])) return -1;
-        l->v[i] = items->v[i];
-    }
-    l->n = n;
-    if (sort_by(vm, keys, l->v, n, opt_bool(a, 0, 0))) return -1;
-    return ret_list(l, out);
-}
-
 static int f_string(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)a, (void)kn, (void)kv, (void)nk;
     return as_str(vm, in, out);
@@ -667,20 +485,6 @@ static int f_pprint(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv
     if (!rc) rc = jx_str(vm, b.data ? b.data : "", b.len, out);
     buf_free(&b);
     return rc;
-}
-
-static int f_sum(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
-    (void)kn, (void)kv, (void)nk;
-    jlist *items;
-    if (jx_iterate(vm, in, &items)) return -1;
-    jv acc = a->has[1] ? a->v[1] : jv_int(0);
-    for (size_t i = 0; i < items->n; i++) {
-        jv v = items->v[i];
-        if (a->has[0] && a->v[0].type != JV_NONE && get_path(vm, v, a->v[0], &v)) return -1;
-        if (jx_binop(vm, JOP_ADD, acc, v, &acc)) return -1;
-    }
-    *out = acc;
-    return 0;
 }
 
 static int f_tojson(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
@@ -755,27 +559,6 @@ static int f_truncate(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, 
     return rc;
 }
 
-static int f_unique(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
-    (void)kn, (void)kv, (void)nk;
-    jlist *items, *res, *seen;
-    if (jx_iterate(vm, in, &items)) return -1;
-    if (!(res = jx_list_new(&vm->arena, JL_GEN, items->n)) || !(seen = jx_list_new(&vm->arena, JL_LIST, items->n)))
-        return oom(vm);
-    for (size_t i = 0; i < items->n; i++) {
-        jv k = items->v[i];
-        if (a->has[1] && a->v[1].type != JV_NONE && get_path(vm, k, a->v[1], &k)) return -1;
-        if (lower_key(vm, k, opt_bool(a, 0, 0), &k)) return -1;
-        if (k.type == JV_LIST && k.u.l->kind != JL_TUPLE) return jx_fail(vm, "TypeError: unhashable type: 'list'");
-        if (k.type == JV_DICT) return jx_fail(vm, "TypeError: unhashable type: 'dict'");
-        int dup = 0;
-        for (size_t j = 0; j < seen->n && !dup; j++) dup = jx_equal(seen->v[j], k);
-        if (dup) continue;
-        seen->v[seen->n++] = k;
-        res->v[res->n++] = items->v[i];
-    }
-    return ret_list(res, out);
-}
-
 static int f_wordcount(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)a, (void)kn, (void)kv, (void)nk;
     jv s;
@@ -812,19 +595,20 @@ static int f_format(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv
 static const filter_def filters[] = {
     {"abs", f_abs, {NULL}},
     {"attr", f_attr, {"name", NULL}},
-    {"batch", f_batch, {"linecount", "fill_with", NULL}},
+    {"batch", jx_f_batch, {"linecount", "fill_with", NULL}},
     {"capitalize", f_capitalize, {NULL}},
     {"center", f_center, {"width", NULL}},
     {"count", f_length, {NULL}},
     {"d", f_default, {"default_value", "boolean", NULL}},
     {"default", f_default, {"default_value", "boolean", NULL}},
-    {"dictsort", f_dictsort, {"case_sensitive", "by", "reverse", NULL}},
+    {"dictsort", jx_f_dictsort, {"case_sensitive", "by", "reverse", NULL}},
     {"e", f_escape, {NULL}},
     {"escape", f_escape, {NULL}},
     {"first", f_first, {NULL}},
     {"float", f_float, {"default", NULL}},
     {"forceescape", f_escape, {NULL}},
     {"format", f_format, {"*", NULL}},
+    {"groupby", jx_f_groupby, {"attribute", "default", "case_sensitive", NULL}},
     {"indent", f_indent, {"width", "first", "blank", NULL}},
     {"int", f_int, {"default", "base", NULL}},
     {"items", f_items, {NULL}},
@@ -834,8 +618,8 @@ static const filter_def filters[] = {
     {"list", f_list, {NULL}},
     {"lower", f_lower, {NULL}},
     {"map", f_map, {"*", NULL}},
-    {"max", f_max, {"case_sensitive", "attribute", NULL}},
-    {"min", f_min, {"case_sensitive", "attribute", NULL}},
+    {"max", jx_f_max, {"case_sensitive", "attribute", NULL}},
+    {"min", jx_f_min, {"case_sensitive", "attribute", NULL}},
     {"pprint", f_pprint, {NULL}},
     {"reject", f_reject, {"*", NULL}},
     {"rejectattr", f_rejectattr, {"*", NULL}},
@@ -845,24 +629,35 @@ static const filter_def filters[] = {
     {"safe", f_safe, {NULL}},
     {"select", f_select, {"*", NULL}},
     {"selectattr", f_selectattr, {"*", NULL}},
-    {"sort", f_sort, {"reverse", "case_sensitive", "attribute", NULL}},
+    {"sort", jx_f_sort, {"reverse", "case_sensitive", "attribute", NULL}},
     {"string", f_string, {NULL}},
-    {"sum", f_sum, {"attribute", "start", NULL}},
+    {"sum", jx_f_sum, {"attribute", "start", NULL}},
     {"title", f_title, {NULL}},
     {"tojson", f_tojson, {"ensure_ascii", "indent", "separators", "sort_keys", NULL}},
     {"trim", f_trim, {"chars", NULL}},
     {"truncate", f_truncate, {"length", "killwords", "end", "leeway", NULL}},
-    {"unique", f_unique, {"case_sensitive", "attribute", NULL}},
+    {"unique", jx_f_unique, {"case_sensitive", "attribute", NULL}},
     {"upper", f_upper, {NULL}},
     {"wordcount", f_wordcount, {NULL}},
 };
+
+int jx_filter_known(const char *name) {
+    /* jinja2 built-ins this interpreter does not implement: they fail when run */
+    static const char *const others[] = {"filesizeformat", "random", "slice", "striptags",
+                                         "urlencode", "urlize", "wordwrap", "xmlattr", NULL};
+    for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++)
+        if (!strcmp(filters[i].name, name)) return 1;
+    for (size_t i = 0; others[i]; i++)
+        if (!strcmp(others[i], name)) return 1;
+    return 0;
+}
 
 int jx_filter(jx_vm *vm, const char *name, jv in, jv *args, size_t n_args, jstr **kwnames,
               jv *kwvals, size_t n_kw, jv *out) {
     const filter_def *f = NULL;
     for (size_t i = 0; i < sizeof filters / sizeof filters[0] && !f; i++)
         if (!strcmp(filters[i].name, name)) f = &filters[i];
-    if (!f) return jx_fail(vm, "TemplateAssertionError: No filter named '%s'.", name);
+    if (!f) return jx_fail(vm, "TemplateRuntimeError: No filter named '%s' found.", name);
     fargs a;
     memset(&a, 0, sizeof a);
     size_t np = 0;

@@ -24,6 +24,7 @@
 #define JX_MAX_MEMORY_BYTES (256u << 20)   /* values allocated during one render */
 #define JX_MAX_RANGE 100000                /* like jinja2's sandbox MAX_RANGE */
 #define JX_MAX_VALUE_DEPTH 256             /* nesting when printing/serializing */
+#define JX_MAX_RENDER_MS 10000             /* wall-clock budget of one render */
 
 /* ---- arena: every render value lives until the render ends ---- */
 typedef struct jx_chunk jx_chunk;
@@ -46,7 +47,8 @@ typedef enum {
  * `+` with a plain string HTML-escapes the plain side, as Markup.__add__ does. */
 typedef struct jstr { size_t len; int markup; char s[]; } jstr;
 enum { JL_LIST, JL_TUPLE, JL_GEN };                         /* list kinds */
-typedef struct jlist { size_t n, cap; struct jv *v; int kind; int consumed; } jlist;
+/* group = 1 for groupby's (grouper, list) named tuples */
+typedef struct jlist { size_t n, cap; struct jv *v; int kind; int consumed; int group; } jlist;
 enum { JD_DICT, JD_NAMESPACE, JD_LOOP };                    /* dict kinds */
 typedef struct jdict { size_t n, cap; struct jv *k, *v; int kind; void *loop; } jdict;
 struct jnode;
@@ -151,6 +153,8 @@ typedef struct jx_vm {
     int call_depth, eval_depth;
     size_t out_bytes;          /* bytes written, captures included */
     int64_t now_s;             /* strftime_now's clock (UTC seconds) */
+    uint64_t work, next_check; /* work units done; when to look at the clock next */
+    double deadline_s;         /* monotonic time the render must end by */
 } jx_vm;
 
 /* Status of statement execution beyond errors. */
@@ -190,6 +194,9 @@ int jx_len(jx_vm *vm, jv v, int64_t *n);
 size_t jx_utf8_count(const char *s, size_t n);
 int jx_is_space(uint32_t cp);  /* Python str.isspace for one code point */
 int jx_emit(jx_vm *vm, const char *s, size_t n); /* append to output within the limit */
+/* Counts work units (items visited, bytes compared); past the render's time
+ * budget it fails with TimeoutError. Returns 0 or JX_ERR. */
+int jx_tick(jx_vm *vm, size_t work);
 
 /* evaluation (jinja_eval.c) and execution (jinja_exec.c) */
 int jx_eval(jx_vm *vm, const jnode *n, jx_frame *f, jv *out);
@@ -212,6 +219,34 @@ int jx_filter(jx_vm *vm, const char *name, jv in, jv *args, size_t n_args, jstr 
               jv *kwvals, size_t n_kw, jv *out);
 int jx_test(jx_vm *vm, const char *name, jv in, jv *args, size_t n_args, int *res);
 int jx_has_test(const char *name);
+/* 1 for the filters jinja2 knows (a template naming another one outside an
+ * if-branch fails to compile, as in jinja2). */
+int jx_filter_known(const char *name);
+
+/* filter plumbing shared by jinja_filters.c and jinja_seqfilters.c */
+#define MAXP 6
+
+typedef struct fargs {
+    jv v[MAXP];
+    int has[MAXP];
+    jv *rest;      /* positional args past the named ones (map/select) */
+    size_t n_rest;
+} fargs;
+
+/* A filter: input, bound arguments (by position or keyword), raw keywords. */
+typedef int (*filter_fn)(jx_vm *vm, jv in, fargs *a, jstr **kwnames, jv *kwvals, size_t n_kw, jv *out);
+
+typedef struct filter_def {
+    const char *name;
+    filter_fn fn;
+    const char *params[MAXP]; /* names, NULL-terminated; "*" collects the rest */
+} filter_def;
+
+int jx_get_path(jx_vm *vm, jv item, jv attr, jv *out); /* jinja2 attrgetter "a.b.0" */
+#define JX_SEQ_FILTERS(X) X(batch) X(dictsort) X(groupby) X(max) X(min) X(sort) X(sum) X(unique)
+#define JX_DECLARE_FILTER(n) int jx_f_##n(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out);
+JX_SEQ_FILTERS(JX_DECLARE_FILTER)
+#undef JX_DECLARE_FILTER
 
 /* methods and globals (jinja_methods.c) */
 int jx_method_lookup(jx_vm *vm, jv self, const char *name, size_t len, jv *out); /* 1 found */

@@ -382,10 +382,24 @@ static int raw_begin_at(lexer *lx, size_t p, size_t *end) {
 
 int jx_lex(const char *src, size_t len, jx_arena *a, jtok **toks, size_t *n_toks, char *err,
            size_t err_size) {
-    lexer lx = {src, len, 0, 1, a, NULL, 0, 0, err, err_size};
+    /* Like jinja2, newlines are normalized to "\n" first (\r\n and \r). */
+    char *norm = jx_alloc(a, len + 1);
+    if (!norm) {
+        snprintf(err, err_size, "MemoryError: template too large to tokenize");
+        return -1;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (src[i] == '\r') {
+            norm[w++] = '\n';
+            if (i + 1 < len && src[i + 1] == '\n') i++;
+        } else {
+            norm[w++] = src[i];
+        }
+    }
+    lexer lx = {norm, w, 0, 1, a, NULL, 0, 0, err, err_size};
     /* keep_trailing_newline=False: one trailing newline is not part of the template. */
     if (lx.n && lx.s[lx.n - 1] == '\n') lx.n--;
-    if (lx.n && lx.s[lx.n - 1] == '\r') lx.n--;
     int line_starting = 1;
     const char *s = lx.s;
     while (lx.pos < lx.n) {

@@ -264,7 +264,7 @@ static int str_split(jx_vm *vm, jv self, jv sep, int64_t maxsplit, int from_righ
 }
 
 static int affix(jx_vm *vm, jv self, jv arg, int end, jv *out) {
-    jlist one = {1, 1, &arg, JL_TUPLE, 0}, *opts = &one;
+    jlist one = {1, 1, &arg, JL_TUPLE, 0, 0}, *opts = &one;
     if (arg.type == JV_LIST && arg.u.l->kind == JL_TUPLE) opts = arg.u.l;
     for (size_t i = 0; i < opts->n; i++) {
         jv p = opts->v[i];
@@ -589,6 +589,7 @@ int jx_builtin_call(jx_vm *vm, const jfunc *fn, jv *args, size_t n_args, jstr **
                 jlist *items;
                 if (jx_iterate(vm, src, &items)) return -1;
                 for (size_t i = 0; i < items->n; i++) {
+                    if (jx_tick(vm, d->n)) return -1;
                     jlist *pair;
                     if (items->v[i].type != JV_LIST || jx_iterate(vm, items->v[i], &pair) || pair->n != 2)
                         return jx_fail(vm, "ValueError: dictionary update sequence element #%zu has the wrong length", i);

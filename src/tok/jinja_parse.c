@@ -21,6 +21,11 @@ typedef struct parser {
     size_t err_size;
     int depth;
     jnode *macro; /* innermost macro being parsed */
+    /* jinja2 rejects unknown filters/tests at compile time except directly in
+     * an if-branch or a conditional expression ("soft" frames). */
+    int soft;
+    const jtok *unknown; /* first unknown filter/test outside a soft frame */
+    int unknown_is_test;
 } parser;
 
 typedef struct nvec { jnode **v; jstr **names; size_t n, cap; } nvec;
@@ -190,8 +195,12 @@ static jnode *parse_tuple(parser *p, int with_cond, int explicit_parens, const c
 
 static jnode *parse_expr(parser *p) {
     if (enter(p)) return NULL;
+    const jtok *unknown = p->unknown;
+    int soft = p->soft;
     jnode *e = parse_or(p);
     while (e && is_name(cur(p), "if")) {
+        p->unknown = unknown; /* the whole conditional expression is soft */
+        p->soft = 1;
         next(p);
         jnode *c = nn(p, JN_COND);
         if (!c) return NULL;
@@ -200,6 +209,7 @@ static jnode *parse_expr(parser *p) {
         if (skip_name(p, "else") && !(c->c = parse_expr(p))) return NULL;
         e = c;
     }
+    p->soft = soft;
     p->depth--;
     return e;
 }
@@ -308,6 +318,7 @@ static jnode *parse_filter(parser *p, jnode *input) {
     if (!f) return NULL;
     f->a = input;
     f->name = cur(p)->str;
+    if (!p->soft && !p->unknown && !jx_filter_known(f->name->s)) p->unknown = cur(p), p->unknown_is_test = 0;
     next(p);
     while (is_op(cur(p), '.') && peek(p, 1)->type == JT_NAME) {
         fail(p, "dotted filter names are not supported", NULL);
@@ -329,6 +340,7 @@ static jnode *parse_test(parser *p, jnode *input) {
         return NULL;
     }
     t->name = c->type == JT_NAME ? c->str : jx_str_new(p->a, c->op == JTO_EQ ? "==" : "!=", 2);
+    if (!p->soft && !p->unknown && !jx_has_test(t->name->s)) p->unknown = c, p->unknown_is_test = 1;
     next(p);
     c = cur(p);
     if (is_op(c, '(')) {
@@ -568,11 +580,15 @@ static jnode *parse_if(parser *p) {
     jnode *n = nn(p, JN_IF);
     if (!n || !(n->a = parse_tuple(p, 1, 0, NULL)) || end_block(p)) return NULL;
     const char *st;
-    if (!(n->b = body_until(p, stops, &st))) return NULL;
+    int soft = p->soft;
+    p->soft = 1;
+    n->b = body_until(p, stops, &st);
+    p->soft = soft;
+    if (!n->b) return NULL;
     if (!strcmp(st, "elif")) {
         jnode *body = nn(p, JN_BODY);
         if (!body || !(n->c = body)) return NULL;
-        jnode *inner = parse_if(p);
+        jnode *inner = parse_if(p); /* the elif test is soft too */
         if (!inner) return NULL;
         body->args = jx_alloc(p->a, sizeof(jnode *));
         if (!body->args) return NULL;
@@ -581,7 +597,11 @@ static jnode *parse_if(parser *p) {
     }
     if (!strcmp(st, "else")) {
         static const char *const end[] = {"endif", NULL};
-        if (end_block(p) || !(n->c = body_until(p, end, &st))) return NULL;
+        if (end_block(p)) return NULL;
+        p->soft = 1;
+        n->c = body_until(p, end, &st);
+        p->soft = soft;
+        if (!n->c) return NULL;
     }
     return end_block(p) ? NULL : n;
 }
@@ -600,6 +620,8 @@ static jnode *parse_for(parser *p) {
     if (skip_name(p, "recursive")) n->op = 1;
     if (end_block(p)) return NULL;
     const char *st;
+    int soft = p->soft;
+    p->soft = 0;
     jnode *body = body_until(p, stops, &st);
     if (!body) return NULL;
     n->args = jx_alloc(p->a, sizeof(jnode *));
@@ -609,6 +631,7 @@ static jnode *parse_for(parser *p) {
         static const char *const end[] = {"endfor", NULL};
         if (end_block(p) || !(n->c = body_until(p, end, &st))) return NULL;
     }
+    p->soft = soft;
     return end_block(p) ? NULL : n;
 }
 
@@ -676,11 +699,14 @@ static jnode *parse_macro(parser *p) {
     next(p);
     if (parse_params(p, n) || end_block(p)) return NULL;
     jnode *outer = p->macro;
+    int soft = p->soft;
     p->macro = n;
+    p->soft = 0;
     static const char *const end[] = {"endmacro", NULL};
     const char *st;
     n->a = body_until(p, end, &st);
     p->macro = outer;
+    p->soft = soft;
     if (!n->a) return NULL;
     if (cur(p)->type == JT_NAME) next(p); /* {% endmacro name %} */
     return end_block(p) ? NULL : n;
@@ -760,7 +786,7 @@ static jnode *parse_statement(parser *p) {
         if (end_block(p) || !(n = body_until(p, end, &st)) || end_block(p)) return NULL;
     } else {
         p->pos--;
-        fail(p, "encountered unknown tag '%s'", s);
+        fail(p, "Encountered unknown tag '%s'.", s);
         return NULL;
     }
     p->depth--;
@@ -803,7 +829,7 @@ static jnode *parse_body(parser *p, const char *const *stops, const char **stopp
                 }
             next(p);
             if (name->type == JT_NAME && !strncmp(name->str->s, "end", 3)) {
-                fail(p, "unexpected '%s'", name->str->s);
+                fail(p, "Encountered unknown tag '%s'.", name->str->s);
                 return NULL;
             }
             if (!(n = parse_statement(p))) return NULL;
@@ -819,9 +845,14 @@ static jnode *parse_body(parser *p, const char *const *stops, const char **stopp
 
 int jx_parse(const jtok *toks, size_t n_toks, jx_arena *a, jnode **root, char *err,
              size_t err_size) {
-    parser p = {toks, n_toks, 0, a, err, err_size, 0, NULL};
+    parser p = {toks, n_toks, 0, a, err, err_size, 0, NULL, 0, NULL, 0};
     if (err_size) err[0] = 0;
     *root = parse_body(&p, NULL, NULL);
+    if (*root && p.unknown) {
+        snprintf(err, err_size, "TemplateAssertionError: No %s named '%s'. (line %d)", p.unknown_is_test ? "test" : "filter",
+                 p.unknown->type == JT_NAME ? p.unknown->str->s : "?", p.unknown->line);
+        *root = NULL;
+    }
     if (!*root && !err[0]) fail(&p, "template too large (out of memory)", NULL);
     return *root ? 0 : -1;
 }

@@ -76,7 +76,7 @@ int jx_test(jx_vm *vm, const char *name, jv in, jv *args, size_t n_args, int *re
     else if (!strcmp(n, "mapping")) *res = t == JV_DICT && in.u.d->kind == JD_DICT;
     else if (!strcmp(n, "iterable")) *res = t == JV_UNDEF || t == JV_STR || t == JV_LIST || (t == JV_DICT && in.u.d->kind == JD_DICT);
     else if (!strcmp(n, "sequence")) *res = t == JV_UNDEF || t == JV_STR || (t == JV_LIST && in.u.l->kind != JL_GEN) || (t == JV_DICT && in.u.d->kind == JD_DICT);
-    else if (!strcmp(n, "callable")) *res = t == JV_FUNC || (t == JV_DICT && in.u.d->kind == JD_LOOP && in.u.d->loop);
+    else if (!strcmp(n, "callable")) *res = t == JV_FUNC || t == JV_UNDEF || (t == JV_DICT && in.u.d->kind == JD_LOOP && in.u.d->loop);
     else if (!strcmp(n, "escaped")) *res = 0;
     else if (!strcmp(n, "sameas")) {
         if (need_arg(vm, n, n_args)) return -1;
@@ -143,7 +143,7 @@ static int pct_one(jx_vm *vm, buf *b, const char *flags, int width, int prec, ch
         if (v.type == JV_FLOAT && conv != 'c') i = (int64_t)v.u.f;
         else if (v.type == JV_INT) i = v.u.i;
         else if (v.type == JV_BOOL) i = v.u.b;
-        else { rc = jx_fail(vm, "TypeError: %%%c format: a number is required, not %s", conv, jx_type_name(v)); break; }
+        else { rc = jx_fail(vm, "TypeError: %%%c format: a real number is required, not %s", conv, jx_type_name(v)); break; }
         if (conv == 'c') {
             buf_putc(&body, (char)i);
             break;
@@ -193,7 +193,7 @@ static int pct_one(jx_vm *vm, buf *b, const char *flags, int width, int prec, ch
 }
 
 int jx_str_percent(jx_vm *vm, jv fmt, jv args, jv *out) {
-    jlist one = {1, 1, &args, JL_TUPLE, 0}, *list = &one;
+    jlist one = {1, 1, &args, JL_TUPLE, 0, 0}, *list = &one;
     jdict *map = NULL;
     if (args.type == JV_LIST && args.u.l->kind == JL_TUPLE) list = args.u.l;
     if (args.type == JV_DICT && args.u.d->kind == JD_DICT) map = args.u.d;

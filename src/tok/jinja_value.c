@@ -13,6 +13,7 @@
 #include <utf8proc.h>
 
 #include "base/utf8.h"
+#include "base/util.h"
 #include "tok/jinja_int.h"
 
 struct jx_chunk {
@@ -596,6 +597,8 @@ int jx_is_space(uint32_t cp) {
 }
 
 int jx_iterate(jx_vm *vm, jv v, jlist **items) {
+    if (jx_tick(vm, 1 + (v.type == JV_LIST ? v.u.l->n : v.type == JV_DICT ? v.u.d->n
+                         : v.type == JV_STR ? v.u.s->len : 0))) return -1;
     switch (v.type) {
     case JV_UNDEF:
         *items = jx_list_new(&vm->arena, JL_LIST, 0);
@@ -654,6 +657,15 @@ int jx_len(jx_vm *vm, jv v, int64_t *n) {
     default: break;
     }
     return jx_fail(vm, "TypeError: object of type '%s' has no len()", jx_type_name(v));
+}
+
+int jx_tick(jx_vm *vm, size_t work) {
+    vm->work += work;
+    if (vm->work < vm->next_check) return 0;
+    vm->next_check = vm->work + (1u << 16);
+    if (vm->deadline_s > 0 && time_now_s() > vm->deadline_s)
+        return jx_fail(vm, "TimeoutError: the render took longer than %d ms", JX_MAX_RENDER_MS);
+    return 0;
 }
 
 int jx_emit(jx_vm *vm, const char *s, size_t n) {

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "base/error.h"
+#include "base/util.h"
 #include "tok/jinja_int.h"
 #include "tok/template.h"
 
@@ -114,6 +115,7 @@ int chat_template_render_at(const chat_template *t, const json_t *ctx, int64_t n
     vm.err_size = sizeof tmp;
     vm.out = &text;
     vm.now_s = now_s;
+    vm.deadline_s = time_now_s() + JX_MAX_RENDER_MS / 1000.0;
     int rc = -1;
     if (!t || !t->root) {
         jx_fail(&vm, "ValueError: no template");

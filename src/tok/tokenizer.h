@@ -56,8 +56,8 @@ int32_t tok_find(const tokenizer *t, const char *text, size_t len);
  * llama.cpp, never a crash). add_special adds BOS/EOS as the model says;
  * parse_special makes CONTROL tokens' texts in the input match as those tokens
  * (USER_DEFINED tokens always match). Thread-safe on a shared tokenizer.
- * On success returns 0 and *ids (malloc'd, caller frees; NULL when *n_ids is
- * 0 is allowed) and *n_ids; else INFERD_ENOMEM / INFERD_EINVAL and *ids NULL. */
+ * On success returns 0, *ids (malloc'd, never NULL, caller frees) and
+ * *n_ids; else INFERD_ENOMEM / INFERD_EINVAL and *ids NULL. */
 int tok_encode(const tokenizer *t, const char *text, size_t len, int add_special, int parse_special,
                int32_t **ids, size_t *n_ids, char *err, size_t err_size);
 

@@ -3,13 +3,16 @@
  * gguf_open_memory and, when it opens, walks every key (typed getters, every
  * array element, nested arrays, string-array lookups) and every tensor (its
  * first and last data byte, lookup by name). A failure must come with a
- * "gguf: " message. Built and run by scripts/fuzz.sh.
+ * "gguf: " message. An opened file is also copied into a writer (every key,
+ * every value re-validated by gguf_writer_set_value, every tensor) without
+ * writing it out. Built and run by scripts/fuzz.sh.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gguf/gguf.h"
+#include "gguf/gguf_write.h"
 
 static uint64_t sink;
 
@@ -91,6 +94,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             name[t->name.len] = 0;
             if (strlen(name) == t->name.len && gguf_find_tensor(f, name) != t) __builtin_trap();
         }
+    }
+    gguf_writer *w = gguf_writer_new();
+    if (w) {
+        if (gguf_writer_copy_all_kv(w, f) != 0 && gguf_n_kv(f) && !gguf_writer_error(w)[0])
+            __builtin_trap();
+        for (uint64_t i = 0; i < gguf_n_kv(f); i++) {
+            gguf_value v;
+            gguf_kv_value(f, i, &v);
+            if (gguf_writer_set_value(w, "fuzz.copy", &v) != 0) __builtin_trap();
+        }
+        for (uint64_t i = 0; i < gguf_n_tensors(f); i++)
+            gguf_writer_copy_tensor(w, gguf_tensor_at(f, i));
+        gguf_writer_free(w);
     }
     gguf_close(f);
     return 0;

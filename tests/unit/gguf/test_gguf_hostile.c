@@ -39,7 +39,8 @@ static int open_copy(const void *src, size_t n, char *err, size_t err_size) {
             gguf_kv_value(f, i, &v);
             gguf_value_iter it;
             gguf_value_iter_init(&v, &it);
-            while (gguf_value_iter_next(&it, &e)) {}
+            while (gguf_value_iter_next(&it, &e)) {
+            }
         }
         for (uint64_t i = 0; i < gguf_n_tensors(f); i++) {
             const gguf_tensor *t = gguf_tensor_at(f, i);
@@ -75,8 +76,8 @@ Test(gguf_hostile, truncations_of_stories) {
 /* ---- a small file with every value type, nested arrays and tensors ---- */
 
 static const uint8_t nested_raw[] = {
-    9, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0,                              /* array of 2 arrays */
-    5, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0,       /* [1, 2] */
+    9, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0,                                   /* array of 2 arrays */
+    5, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0,           /* [1, 2] */
     8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 'a', 'b', /* ["ab"] */
 };
 
@@ -103,8 +104,12 @@ static char *small_file(size_t *n) {
     gguf_writer_set_f64(w, "t.f64", 0.25);
     float fl[4] = {1, 2, 3, 4};
     gguf_writer_set_arr(w, "t.arr", GGUF_TYPE_FLOAT32, fl, 4);
-    gguf_value v = {.type = GGUF_TYPE_ARRAY, .raw = nested_raw, .raw_size = sizeof nested_raw,
-                    .elem_type = GGUF_TYPE_ARRAY, .n = 2, .data = nested_raw + 12};
+    gguf_value v = {.type = GGUF_TYPE_ARRAY,
+                    .raw = nested_raw,
+                    .raw_size = sizeof nested_raw,
+                    .elem_type = GGUF_TYPE_ARRAY,
+                    .n = 2,
+                    .data = nested_raw + 12};
     cr_assert_eq(gguf_writer_set_value(w, "t.nested", &v), 0, "%s", gguf_writer_error(w));
     cr_assert_eq(gguf_writer_set_u32(w, "general.alignment", 32), 0);
     static float a[64];
@@ -112,7 +117,8 @@ static char *small_file(size_t *n) {
     uint64_t ne_a[2] = {16, 4}, ne_q[1] = {64};
     cr_assert_eq(gguf_writer_add_tensor(w, "w.a", DTYPE_F32, 2, ne_a, a, sizeof a), 0);
     cr_assert_eq(gguf_writer_add_tensor(w, "w.q", DTYPE_Q8_0, 1, ne_q, q, sizeof q), 0);
-    cr_assert_eq(gguf_writer_add_tensor(w, "w.empty", DTYPE_F16, 2, (uint64_t[]){0, 3}, NULL, 0), 0);
+    cr_assert_eq(gguf_writer_add_tensor(w, "w.empty", DTYPE_F16, 2, (uint64_t[]){0, 3}, NULL, 0),
+                 0);
     char path[600];
     const char *base = getenv("TMPDIR");
     snprintf(path, sizeof path, "%s/inferd-gguf-small-XXXXXX", base && *base ? base : P_tmpdir);
@@ -155,10 +161,14 @@ static void flip_run(char *data, size_t n, uint64_t seed, int rounds, size_t hot
             uint64_t x = splitmix64(&seed);
             size_t at = (x & 3) ? (size_t)((x >> 8) % hot) : (size_t)((x >> 8) % n);
             uint64_t how = splitmix64(&seed) % 4;
-            if (how == 0) copy[at] ^= (char)(1u << (x >> 3 & 7));
-            else if (how == 1) copy[at] = (char)0xff;
-            else if (how == 2) copy[at] = 0;
-            else copy[at] = (char)(splitmix64(&seed));
+            if (how == 0)
+                copy[at] ^= (char)(1u << (x >> 3 & 7));
+            else if (how == 1)
+                copy[at] = (char)0xff;
+            else if (how == 2)
+                copy[at] = 0;
+            else
+                copy[at] = (char)(splitmix64(&seed));
         }
         err[0] = 0;
         int rc = open_copy(copy, n, err, sizeof err);
@@ -200,8 +210,12 @@ typedef struct fb {
     buf b;
 } fb;
 
-static void put_u32(fb *f, uint32_t v) { buf_append(&f->b, &v, 4); }
-static void put_u64(fb *f, uint64_t v) { buf_append(&f->b, &v, 8); }
+static void put_u32(fb *f, uint32_t v) {
+    buf_append(&f->b, &v, 4);
+}
+static void put_u64(fb *f, uint64_t v) {
+    buf_append(&f->b, &v, 8);
+}
 static void put_str(fb *f, const char *s) {
     put_u64(f, strlen(s));
     buf_append(&f->b, s, strlen(s));
@@ -234,16 +248,16 @@ static void zeros(fb *f, size_t n) {
 }
 
 /* Opens f's bytes, expects EFORMAT and every needle in the message. */
-#define EXPECT_ERR(fbp, ...)                                                                    \
-    do {                                                                                        \
-        char err_[512] = "";                                                                    \
-        cr_assert(!(fbp)->b.oom);                                                               \
-        int rc_ = open_copy((fbp)->b.data, (fbp)->b.len, err_, sizeof err_);                    \
-        cr_expect_eq(rc_, INFERD_EFORMAT, "rc %d: %s", rc_, err_);                              \
-        const char *needles_[] = {__VA_ARGS__};                                                 \
-        for (size_t i_ = 0; i_ < sizeof needles_ / sizeof needles_[0]; i_++)                   \
+#define EXPECT_ERR(fbp, ...)                                                                       \
+    do {                                                                                           \
+        char err_[512] = "";                                                                       \
+        cr_assert(!(fbp)->b.oom);                                                                  \
+        int rc_ = open_copy((fbp)->b.data, (fbp)->b.len, err_, sizeof err_);                       \
+        cr_expect_eq(rc_, INFERD_EFORMAT, "rc %d: %s", rc_, err_);                                 \
+        const char *needles_[] = {__VA_ARGS__};                                                    \
+        for (size_t i_ = 0; i_ < sizeof needles_ / sizeof needles_[0]; i_++)                       \
             cr_expect(strstr(err_, needles_[i_]) != NULL, "'%s' not in '%s'", needles_[i_], err_); \
-        buf_free(&(fbp)->b);                                                                    \
+        buf_free(&(fbp)->b);                                                                       \
     } while (0)
 
 Test(gguf_hostile, header_errors) {
@@ -350,7 +364,8 @@ Test(gguf_hostile, alignment_errors) {
         header(&f, 3, 0, 1);
         kv_u32(&f, "general.alignment", bad[i]);
         char want[96];
-        snprintf(want, sizeof want, "'general.alignment' is %u, must be a nonzero power of two", bad[i]);
+        snprintf(want, sizeof want, "'general.alignment' is %u, must be a nonzero power of two",
+                 bad[i]);
         EXPECT_ERR(&f, want);
     }
     header(&f, 3, 0, 1);

@@ -171,18 +171,22 @@ Test(gguf_write, every_type_reads_back) {
 
 /* A nested array built by hand: [[1, 2], ["ab"], []] (arrays of int32, string, uint8). */
 static const uint8_t nested_raw[] = {
-    9, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0,                    /* array of 3 arrays */
-    5, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, /* [1, 2] */
+    9, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0,                                   /* array of 3 arrays */
+    5, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0,           /* [1, 2] */
     8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 'a', 'b', /* ["ab"] */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,                    /* [] of uint8 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,                                   /* [] of uint8 */
 };
 
 Test(gguf_write, nested_arrays_copy_and_iterate) {
     char out[600], out2[600], err[512];
     snprintf(out, sizeof out, "%s/nested.gguf", tmpdir);
     snprintf(out2, sizeof out2, "%s/nested2.gguf", tmpdir);
-    gguf_value v = {.type = GGUF_TYPE_ARRAY, .raw = nested_raw, .raw_size = sizeof nested_raw,
-                    .elem_type = GGUF_TYPE_ARRAY, .n = 3, .data = nested_raw + 12};
+    gguf_value v = {.type = GGUF_TYPE_ARRAY,
+                    .raw = nested_raw,
+                    .raw_size = sizeof nested_raw,
+                    .elem_type = GGUF_TYPE_ARRAY,
+                    .n = 3,
+                    .data = nested_raw + 12};
     gguf_writer *w = gguf_writer_new();
     cr_assert_eq(gguf_writer_set_value(w, "nested", &v), 0, "%s", gguf_writer_error(w));
     gguf_value bad = v;
@@ -325,7 +329,8 @@ Test(gguf_write, tensor_errors) {
     cr_expect(strstr(gguf_writer_error(w), "unknown type 4"), "%s", gguf_writer_error(w));
     ne[0] = 8;
     cr_expect_eq(gguf_writer_add_tensor(w, "x", DTYPE_F32, 1, ne, data, 16), INFERD_EINVAL);
-    cr_expect(strstr(gguf_writer_error(w), "16 bytes given") && strstr(gguf_writer_error(w), "needs 32"),
+    cr_expect(strstr(gguf_writer_error(w), "16 bytes given") &&
+                  strstr(gguf_writer_error(w), "needs 32"),
               "%s", gguf_writer_error(w));
     cr_expect_eq(gguf_writer_add_tensor(w, "x", DTYPE_F32, 1, ne, data, 32), 0);
     cr_expect_eq(gguf_writer_add_tensor(w, "x", DTYPE_F32, 1, ne, data, 32), INFERD_EINVAL);
@@ -344,4 +349,44 @@ Test(gguf_write, tensor_errors) {
     cr_expect(strstr(err, "no-such-dir/x.gguf"), "%s", err);
     gguf_writer_free(w);
     gguf_writer_free(NULL);
+}
+
+/* Many keys and tensors: lookups stay hashed (this would take minutes if
+ * they were linear scans), replacing and removing keep the order. */
+Test(gguf_write, many_keys_and_tensors) {
+    enum { N = 100000 };
+    char out[600], err[512], name[32];
+    snprintf(out, sizeof out, "%s/many.gguf", tmpdir);
+    gguf_writer *w = gguf_writer_new();
+    for (uint32_t i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "k.%u", i);
+        cr_assert_eq(gguf_writer_set_u32(w, name, i), 0);
+    }
+    for (uint32_t i = 0; i < N; i += 1000) {
+        snprintf(name, sizeof name, "k.%u", i);
+        cr_assert_eq(gguf_writer_set_u32(w, name, i + 1), 0);
+    }
+    cr_assert_eq(gguf_writer_remove(w, "k.5"), 0);
+    cr_assert_eq(gguf_writer_set_u32(w, "k.6", 66), 0);
+    cr_assert_eq(gguf_writer_n_kv(w), N - 1);
+    uint64_t ne[1] = {0};
+    for (uint32_t i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "t.%u", i);
+        cr_assert_eq(gguf_writer_add_tensor(w, name, DTYPE_F32, 1, ne, NULL, 0), 0);
+    }
+    cr_expect_eq(gguf_writer_add_tensor(w, "t.77", DTYPE_F32, 1, ne, NULL, 0), INFERD_EINVAL);
+    cr_assert_eq(gguf_writer_write(w, out, err, sizeof err), 0, "%s", err);
+    gguf_writer_free(w);
+    gguf_file *f = open_ok(out);
+    cr_expect_eq(gguf_n_kv(f), N - 1);
+    cr_expect_eq(gguf_n_tensors(f), N);
+    uint32_t v = 0;
+    cr_expect_eq(gguf_get_u32(f, "k.2000", &v), 0);
+    cr_expect_eq(v, 2001);
+    cr_expect_eq(gguf_get_u32(f, "k.6", &v), 0);
+    cr_expect_eq(v, 66);
+    cr_expect(gguf_str_eq(gguf_kv_key(f, 5), "k.6"), "k.5 removed, k.6 moved up in place");
+    cr_expect_eq(gguf_find_key(f, "k.5"), -1);
+    cr_expect_not_null(gguf_find_tensor(f, "t.99999"));
+    gguf_close(f);
 }

@@ -3,15 +3,18 @@
  * against a naive computation: gather each sequence's K/V through its block
  * table, scores in double, softmax, weighted sum. Covers GQA head mapping,
  * per-token causal limits within one batch, shuffled block tables, f32 and
- * f16 pools, and splitting the work over threads.
+ * f16 pools, splitting the work over threads, and every dispatch level this
+ * CPU has (plain C and AVX2).
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
 #include "kernels/attention.h"
+#include "kernels/cpu.h"
 #include "kernels/quant.h"
 
 enum { N_HEAD = 8, N_KV = 2, HD = 16, BS = 4, N_BLOCKS = 24, N_SEQS = 3, MAX_POS = 20 };
@@ -20,7 +23,7 @@ typedef struct setup {
     float kf[N_BLOCKS * BS * N_KV * HD], vf[N_BLOCKS * BS * N_KV * HD]; /* f32 values */
     uint16_t kh[N_BLOCKS * BS * N_KV * HD], vh[N_BLOCKS * BS * N_KV * HD];
     uint32_t tables[N_SEQS][N_BLOCKS / N_SEQS];
-    const uint32_t *tp[N_SEQS];
+    const uint32_t *tp[16]; /* per token */
     int32_t pos[16], seq[16];
     float q[16 * N_HEAD * HD];
     uint32_t n_tokens;
@@ -48,7 +51,6 @@ static void make(setup *s, int f16) {
     }
     for (int sq = 0; sq < N_SEQS; sq++) {
         for (int b = 0; b < N_BLOCKS / N_SEQS; b++) s->tables[sq][b] = perm[sq * (N_BLOCKS / N_SEQS) + b];
-        s->tp[sq] = s->tables[sq];
     }
     /* A mixed batch: a prefill run of seq 0, decodes of seqs 1 and 2. */
     const int32_t pos[] = {0, 1, 2, 3, 4, 5, 17, MAX_POS, 9, 10, 11};
@@ -56,6 +58,7 @@ static void make(setup *s, int f16) {
     s->n_tokens = sizeof pos / sizeof pos[0];
     memcpy(s->pos, pos, sizeof pos);
     memcpy(s->seq, seq, sizeof seq);
+    for (uint32_t t = 0; t < s->n_tokens; t++) s->tp[t] = s->tables[seq[t]];
     for (size_t i = 0; i < s->n_tokens * N_HEAD * HD; i++) s->q[i] = (float)(rng_uniform(&st) * 2 - 1);
 }
 
@@ -65,7 +68,7 @@ static attn_args args(setup *s, float *out, int f16) {
                    .k = f16 ? (const void *)s->kh : (const void *)s->kf,
                    .v = f16 ? (const void *)s->vh : (const void *)s->vf,
                    .kv_type = f16 ? DTYPE_F16 : DTYPE_F32, .block_size = BS, .pos = s->pos,
-                   .seq = s->seq, .tables = s->tp, .scale = 1.0f / sqrtf(HD)};
+                   .tables = s->tp, .scale = 1.0f / sqrtf(HD)};
     return a;
 }
 
@@ -120,8 +123,36 @@ static void check(int f16) {
     }
 }
 
-Test(attention, f32_pool_matches_naive) { check(0); }
-Test(attention, f16_pool_matches_naive) { check(1); }
+/* Runs check() at each level the CPU supports, then restores the default. */
+static void check_levels(int f16) {
+    const enum cpu_level best = cpu_best_level();
+    int n = 0;
+    for (int l = CPU_SCALAR; l <= (int)best; l++) {
+        cr_assert_eq(cpu_set_level((enum cpu_level)l), 0);
+        check(f16);
+        n++;
+    }
+    cpu_set_level(best);
+    printf("attention (f16 %d): checked at %d dispatch levels\n", f16, n);
+}
+
+Test(attention, f32_pool_matches_naive) { check_levels(0); }
+Test(attention, f16_pool_matches_naive) { check_levels(1); }
+
+Test(attention, odd_head_dim_uses_the_reference) {
+    /* head_dim 6 is not a multiple of 8: every level runs the plain C item. */
+    float q[6] = {1, 0, 0, 0, 0, 0}, k[2 * 6] = {1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0};
+    float v[2 * 6] = {1, 2, 3, 4, 5, 6, -1, -2, -3, -4, -5, -6}, out[6];
+    uint32_t table[1] = {0};
+    const uint32_t *tp[1] = {table};
+    int32_t pos[1] = {1};
+    attn_args a = {.n_tokens = 1, .n_head = 1, .n_head_kv = 1, .head_dim = 6, .q = q, .q_stride = 6,
+                   .out = out, .out_stride = 6, .k = k, .v = v, .kv_type = DTYPE_F32,
+                   .block_size = 2, .pos = pos, .tables = tp, .scale = 1.0f};
+    attn_forward_range(&a, 0, 1);
+    const double w0 = exp(1.0) / (exp(1.0) + 1.0), w1 = 1 - w0;
+    for (int i = 0; i < 6; i++) cr_assert(fabs(out[i] - (w0 * v[i] + w1 * v[6 + i])) < 1e-6);
+}
 
 Test(attention, load_row_reads_through_the_block_table) {
     static setup s;

@@ -92,9 +92,13 @@ static void check_quant(enum dtype t, const char *q_file, int chunk_path) {
     free(got);
 }
 
-#define TYPE_TESTS(tname, T)                                                         \
-    Test(dequant, tname) { check_dequant(T, #tname ".q", #tname ".out.f32"); }       \
-    Test(quant_ref, tname) { check_quant(T, #tname ".q", 0); }
+#define TYPE_TESTS(tname, T)                                                                       \
+    Test(dequant, tname) {                                                                         \
+        check_dequant(T, #tname ".q", #tname ".out.f32");                                          \
+    }                                                                                              \
+    Test(quant_ref, tname) {                                                                       \
+        check_quant(T, #tname ".q", 0);                                                            \
+    }
 
 TYPE_TESTS(f16, DTYPE_F16)
 TYPE_TESTS(bf16, DTYPE_BF16)
@@ -120,10 +124,9 @@ Test(quant_rows, iq4_nl_chunk) {
 }
 
 Test(quant_rows, equals_ref_for_other_types) {
-    static const enum dtype types[] = {DTYPE_F16,  DTYPE_BF16, DTYPE_Q4_0, DTYPE_Q4_1,
-                                       DTYPE_Q5_0, DTYPE_Q5_1, DTYPE_Q8_0, DTYPE_Q2_K,
-                                       DTYPE_Q3_K, DTYPE_Q4_K, DTYPE_Q5_K, DTYPE_Q6_K,
-                                       DTYPE_IQ4_XS};
+    static const enum dtype types[] = {DTYPE_F16,  DTYPE_BF16, DTYPE_Q4_0,  DTYPE_Q4_1, DTYPE_Q5_0,
+                                       DTYPE_Q5_1, DTYPE_Q8_0, DTYPE_Q2_K,  DTYPE_Q3_K, DTYPE_Q4_K,
+                                       DTYPE_Q5_K, DTYPE_Q6_K, DTYPE_IQ4_XS};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         char q_file[64];
         snprintf(q_file, sizeof q_file, "%s.q", dtype_get(types[i])->name);
@@ -145,11 +148,21 @@ static void check_act(enum dtype vdt, const char *file) {
     free(got);
 }
 
-Test(act_quant, q8_0) { check_act(DTYPE_Q8_0, "act.q8_0.q"); }
-Test(act_quant, q8_1) { check_act(DTYPE_Q8_1, "act.q8_1.q"); }
-Test(act_quant, q8_K) { check_act(DTYPE_Q8_K, "act.q8_K.q"); }
-Test(act_quant, f16) { check_act(DTYPE_F16, "act.f16.q"); }
-Test(act_quant, bf16) { check_act(DTYPE_BF16, "act.bf16.q"); }
+Test(act_quant, q8_0) {
+    check_act(DTYPE_Q8_0, "act.q8_0.q");
+}
+Test(act_quant, q8_1) {
+    check_act(DTYPE_Q8_1, "act.q8_1.q");
+}
+Test(act_quant, q8_K) {
+    check_act(DTYPE_Q8_K, "act.q8_K.q");
+}
+Test(act_quant, f16) {
+    check_act(DTYPE_F16, "act.f16.q");
+}
+Test(act_quant, bf16) {
+    check_act(DTYPE_BF16, "act.bf16.q");
+}
 
 /* The reference quantizers of the activation types match ggml's too. */
 Test(act_quant, ref_quantizers) {
@@ -188,11 +201,11 @@ Test(fp16, conversions_round_trip_and_round_to_even) {
     }
     cr_expect_eq(f32_to_fp16(1.0f), 0x3c00);
     cr_expect_eq(f32_to_fp16(65504.0f), 0x7bff);
-    cr_expect_eq(f32_to_fp16(65520.0f), 0x7c00);         /* rounds up to inf */
-    cr_expect_eq(f32_to_fp16(1.0f + 0x1p-11f), 0x3c00);  /* tie -> even */
-    cr_expect_eq(f32_to_fp16(1.0f + 0x3p-11f), 0x3c02);  /* tie -> even */
-    cr_expect_eq(f32_to_fp16(0x1p-24f), 0x0001);         /* smallest subnormal */
-    cr_expect_eq(f32_to_fp16(0x1p-25f), 0x0000);         /* tie -> even (0) */
+    cr_expect_eq(f32_to_fp16(65520.0f), 0x7c00);        /* rounds up to inf */
+    cr_expect_eq(f32_to_fp16(1.0f + 0x1p-11f), 0x3c00); /* tie -> even */
+    cr_expect_eq(f32_to_fp16(1.0f + 0x3p-11f), 0x3c02); /* tie -> even */
+    cr_expect_eq(f32_to_fp16(0x1p-24f), 0x0001);        /* smallest subnormal */
+    cr_expect_eq(f32_to_fp16(0x1p-25f), 0x0000);        /* tie -> even (0) */
     cr_expect_eq(f32_to_fp16(-0.0f), 0x8000);
     cr_expect_eq(f32_to_fp16(NAN) & 0x7e00, 0x7e00);
     cr_expect_eq(fp16_to_f32(0x0001), 0x1p-24f);
@@ -203,7 +216,7 @@ Test(bf16, conversions) {
     cr_expect_eq(bf16_to_f32(0x3f80), 1.0f);
     cr_expect_eq(f32_to_bf16(1.0f + 0x1p-8f), 0x3f80); /* tie -> even */
     cr_expect_eq(f32_to_bf16(1.0f + 0x3p-8f), 0x3f82);
-    cr_expect_eq(f32_to_bf16(NAN) & 0x0040, 0x0040);   /* quiet */
+    cr_expect_eq(f32_to_bf16(NAN) & 0x0040, 0x0040); /* quiet */
 }
 
 Test(quant_api, rejects_bad_arguments) {

@@ -31,11 +31,11 @@ static void fill(float *x, uint64_t seed) {
     /* edge cases, each in its own 32-block (and so its own 256-block group) */
     memset(x, 0, 256 * sizeof(float)); /* all-zero Q8_0 and Q8_K blocks */
     for (int j = 0; j < 32; j++) x[256 + j] = (float)(j - 16) + 0.5f; /* exact .5 ties */
-    x[256 + 5] = -127.0f;                     /* amax 127: id = 1, ties stay ties */
+    x[256 + 5] = -127.0f; /* amax 127: id = 1, ties stay ties */
     for (int j = 0; j < 32; j++) x[288 + j] = (float)j * 0.25f;
-    x[288 + 31] = -40.0f;                     /* negative extreme */
-    x[320] = 3.0f, x[321] = -3.0f;            /* opposite extremes, positive first */
-    x[512] = -7.0f, x[513] = 7.0f;            /* opposite extremes, negative first */
+    x[288 + 31] = -40.0f;          /* negative extreme */
+    x[320] = 3.0f, x[321] = -3.0f; /* opposite extremes, positive first */
+    x[512] = -7.0f, x[513] = 7.0f; /* opposite extremes, negative first */
     for (int j = 0; j < 256; j++) x[768 + j] = 1e-40f * (float)(j % 37 - 18); /* subnormals */
     for (int j = 0; j < 32; j++) x[1024 + j] = 1e30f * (float)(j - 7);
 }
@@ -96,8 +96,8 @@ Test(quant_act, every_level_matches_ggml) {
         cr_assert_eq(cpu_set_level((enum cpu_level)lv), 0);
         for (size_t k = 0; k < 3; k++) {
             uint8_t want[1200], got[1200];
-            const size_t bytes = (size_t)(1024 / dtype_get(acts[k].t)->block_size) *
-                                 dtype_get(acts[k].t)->type_size;
+            const size_t bytes =
+                (size_t)(1024 / dtype_get(acts[k].t)->block_size) * dtype_get(acts[k].t)->type_size;
             char path[128];
             snprintf(path, sizeof path, "tests/data/quant/%s", acts[k].file);
             f = fopen(path, "rb");

@@ -99,17 +99,45 @@ static void check_type(enum dtype t) {
     free(af);
 }
 
-Test(vecdot, f16) { check_type(DTYPE_F16); }
-Test(vecdot, bf16) { check_type(DTYPE_BF16); }
-Test(vecdot, q4_0) { check_type(DTYPE_Q4_0); }
-Test(vecdot, q4_1) { check_type(DTYPE_Q4_1); }
-Test(vecdot, q5_0) { check_type(DTYPE_Q5_0); }
-Test(vecdot, q5_1) { check_type(DTYPE_Q5_1); }
-Test(vecdot, q8_0) { check_type(DTYPE_Q8_0); }
-Test(vecdot, q2_K) { check_type(DTYPE_Q2_K); }
-Test(vecdot, q3_K) { check_type(DTYPE_Q3_K); }
-Test(vecdot, q4_K) { check_type(DTYPE_Q4_K); }
-Test(vecdot, q5_K) { check_type(DTYPE_Q5_K); }
-Test(vecdot, q6_K) { check_type(DTYPE_Q6_K); }
-Test(vecdot, iq4_nl) { check_type(DTYPE_IQ4_NL); }
-Test(vecdot, iq4_xs) { check_type(DTYPE_IQ4_XS); }
+Test(vecdot, f16) {
+    check_type(DTYPE_F16);
+}
+Test(vecdot, bf16) {
+    check_type(DTYPE_BF16);
+}
+Test(vecdot, q4_0) {
+    check_type(DTYPE_Q4_0);
+}
+Test(vecdot, q4_1) {
+    check_type(DTYPE_Q4_1);
+}
+Test(vecdot, q5_0) {
+    check_type(DTYPE_Q5_0);
+}
+Test(vecdot, q5_1) {
+    check_type(DTYPE_Q5_1);
+}
+Test(vecdot, q8_0) {
+    check_type(DTYPE_Q8_0);
+}
+Test(vecdot, q2_K) {
+    check_type(DTYPE_Q2_K);
+}
+Test(vecdot, q3_K) {
+    check_type(DTYPE_Q3_K);
+}
+Test(vecdot, q4_K) {
+    check_type(DTYPE_Q4_K);
+}
+Test(vecdot, q5_K) {
+    check_type(DTYPE_Q5_K);
+}
+Test(vecdot, q6_K) {
+    check_type(DTYPE_Q6_K);
+}
+Test(vecdot, iq4_nl) {
+    check_type(DTYPE_IQ4_NL);
+}
+Test(vecdot, iq4_xs) {
+    check_type(DTYPE_IQ4_XS);
+}

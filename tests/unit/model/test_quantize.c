@@ -49,7 +49,9 @@ static walk run(enum quant_ftype ft, int pure, const quantize_model_info *mi) {
     return w;
 }
 
-static int more_bits_32(int l) { return l < 4 || l >= 28 || (l - 4) % 3 == 2; }
+static int more_bits_32(int l) {
+    return l < 4 || l >= 28 || (l - 4) % 3 == 2;
+}
 
 Test(quantize_rules, q4_k_m) {
     const walk w = run(QUANT_FTYPE_Q4_K_M, 0, &llama32);
@@ -135,11 +137,11 @@ Test(quantize_rules, fallbacks_for_rows_not_a_multiple_of_256) {
         uint64_t ne0;
         enum dtype want;
     } cases[] = {
-        {QUANT_FTYPE_Q4_K_S, 288, DTYPE_Q5_0},  {QUANT_FTYPE_Q5_K_S, 288, DTYPE_Q5_1},
-        {QUANT_FTYPE_Q6_K, 288, DTYPE_Q8_0},    {QUANT_FTYPE_Q3_K_S, 288, DTYPE_IQ4_NL},
-        {QUANT_FTYPE_Q2_K, 288, DTYPE_IQ4_NL},  {QUANT_FTYPE_IQ4_XS, 288, DTYPE_IQ4_NL},
-        {QUANT_FTYPE_Q4_K_S, 100, DTYPE_F16},   {QUANT_FTYPE_Q4_0, 100, DTYPE_F16},
-        {QUANT_FTYPE_Q4_K_S, 512, DTYPE_Q4_K},  {QUANT_FTYPE_F16, 100, DTYPE_F16},
+        {QUANT_FTYPE_Q4_K_S, 288, DTYPE_Q5_0}, {QUANT_FTYPE_Q5_K_S, 288, DTYPE_Q5_1},
+        {QUANT_FTYPE_Q6_K, 288, DTYPE_Q8_0},   {QUANT_FTYPE_Q3_K_S, 288, DTYPE_IQ4_NL},
+        {QUANT_FTYPE_Q2_K, 288, DTYPE_IQ4_NL}, {QUANT_FTYPE_IQ4_XS, 288, DTYPE_IQ4_NL},
+        {QUANT_FTYPE_Q4_K_S, 100, DTYPE_F16},  {QUANT_FTYPE_Q4_0, 100, DTYPE_F16},
+        {QUANT_FTYPE_Q4_K_S, 512, DTYPE_Q4_K}, {QUANT_FTYPE_F16, 100, DTYPE_F16},
         {QUANT_FTYPE_BF16, 7, DTYPE_BF16},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
