@@ -142,15 +142,16 @@ test('413: a body over --max-body-bytes', async () => {
 });
 
 test('429: the waiting queue is full (--max-queue 1), with Retry-After', async () => {
-  // One running (--max-num-seqs 1), one waiting, the third is refused.
-  const long = { prompt: 'Once upon a time', max_tokens: 1500, ignore_eos: true, temperature: 0 };
+  // --max-num-seqs 1: one request with n=4 keeps one sequence running and
+  // three waiting for several seconds, so the queue stays full.
+  const long = { prompt: 'Once upon a time', max_tokens: 2000, ignore_eos: true, temperature: 0 };
   const ctrl = new AbortController();
-  const started = [0, 1].map(() => fetch(`${srv.url}/v1/completions`, {
+  const started = [fetch(`${srv.url}/v1/completions`, {
     method: 'POST', headers: { 'content-type': 'application/json', ...auth },
-    body: JSON.stringify({ ...long, stream: true }), signal: ctrl.signal,
-  }));
+    body: JSON.stringify({ ...long, n: 4, stream: true }), signal: ctrl.signal,
+  })];
   const responses = await Promise.all(started);
-  // Wait until the engine has taken both (one running, one waiting).
+  // Wait until the engine has taken it (one sequence running, the rest waiting).
   let rd = null;
   for (let i = 0; i < 500; i++) {
     rd = await fetch(`${srv.url}/ready`);
