@@ -241,8 +241,8 @@ static int eval_slice(jx_vm *vm, const jnode *n, jx_frame *f, jv *out) {
         buf_free(&b);
         return rc;
     }
-    *out = jv_undef(hintf(vm, "%s has no element slice", obj_type_repr(obj)));
-    return 0;
+    /* jinja2 slices with Python's [] directly (no getitem fallback) */
+    return jx_fail(vm, "TypeError: '%s' object is not subscriptable", jx_type_name(obj));
 }
 
 static int add_ovf(int64_t a, int64_t b, int64_t *r) { return __builtin_add_overflow(a, b, r); }
@@ -301,6 +301,8 @@ static int contains(jx_vm *vm, jv item, jv seq, int *res) {
         return 0;
     case JV_DICT:
         if (seq.u.d->kind == JD_DICT) {
+            if (item.type == JV_DICT || (item.type == JV_LIST && item.u.l->kind != JL_TUPLE))
+                return jx_fail(vm, "TypeError: unhashable type: '%s'", jx_type_name(item));
             *res = jx_dict_get(seq.u.d, item) != NULL;
             return 0;
         }
@@ -341,6 +343,7 @@ int jx_binop(jx_vm *vm, int op, jv a, jv b, jv *out) {
     }
     default: break;
     }
+    if (op == JOP_MOD && a.type == JV_STR) return jx_str_percent(vm, a, b, out);
     if (a.type == JV_UNDEF) return jx_undef_fail(vm, a);
     if (b.type == JV_UNDEF) return jx_undef_fail(vm, b);
     if (is_intlike(a) && is_intlike(b)) {

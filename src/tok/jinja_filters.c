@@ -166,8 +166,6 @@ static int f_last(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *
     jlist *items;
     if (in.type == JV_LIST && in.u.l->kind == JL_GEN)
         return jx_fail(vm, "TypeError: 'generator' object is not reversible");
-    if (in.type == JV_DICT && in.u.d->kind == JD_DICT)
-        return jx_fail(vm, "TypeError: 'dict' object is not reversible");
     if (jx_iterate(vm, in, &items)) return -1;
     *out = items->n ? items->v[items->n - 1] : jv_undef("No last item, sequence was empty.");
     return 0;
@@ -235,6 +233,9 @@ static int f_int(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *o
 static int f_indent(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
     jv s;
+    if (in.type == JV_UNDEF) return jx_undef_fail(vm, in);
+    if (in.type != JV_STR) /* jinja2 appends "\n" to the value first */
+        return jx_fail(vm, "TypeError: indent needs a string, got %s", jx_type_name(in));
     if (as_str(vm, in, &s)) return -1;
     buf ind = BUF_INIT, b = BUF_INIT;
     if (a->has[0] && a->v[0].type == JV_STR) buf_append(&ind, a->v[0].u.s->s, a->v[0].u.s->len);
@@ -315,7 +316,6 @@ fail:
 static int f_list(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)a, (void)kn, (void)kv, (void)nk;
     jlist *items;
-    if (in.type == JV_UNDEF) return jx_undef_fail(vm, in);
     if (jx_iterate(vm, in, &items)) return -1;
     jlist *l = jx_list_new(&vm->arena, JL_LIST, items->n);
     if (!l) return oom(vm);
@@ -533,6 +533,8 @@ static int f_trim(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *
 static int f_truncate(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
     jv s;
+    int64_t dummy;
+    if (in.type != JV_STR && jx_len(vm, in, &dummy)) return -1; /* jinja2 takes len() of the value */
     if (as_str(vm, in, &s)) return -1;
     int64_t length = a->has[0] && a->v[0].type == JV_INT ? a->v[0].u.i : 255;
     int killwords = opt_bool(a, 1, 0);

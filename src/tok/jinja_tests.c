@@ -27,14 +27,6 @@ static int need_arg(jx_vm *vm, const char *name, size_t n_args) {
     return 0;
 }
 
-static int int_of(jx_vm *vm, jv v, int64_t *out) {
-    if (v.type == JV_INT) *out = v.u.i;
-    else if (v.type == JV_BOOL) *out = v.u.b;
-    else if (v.type == JV_UNDEF) return jx_undef_fail(vm, v);
-    else return jx_fail(vm, "TypeError: expected an integer, got %s", jx_type_name(v));
-    return 0;
-}
-
 static int same(jv a, jv b) {
     if (a.type != b.type) return 0;
     switch (a.type) {
@@ -62,7 +54,6 @@ static int str_cased(jx_vm *vm, jv v, int want_lower, int *res) {
 int jx_test(jx_vm *vm, const char *name, jv in, jv *args, size_t n_args, int *res) {
     int t = in.type;
     const char *n = name;
-    int64_t x, y;
     if (!strcmp(n, "defined")) *res = t != JV_UNDEF;
     else if (!strcmp(n, "undefined")) *res = t == JV_UNDEF;
     else if (!strcmp(n, "none")) *res = t == JV_NONE;
@@ -99,12 +90,15 @@ int jx_test(jx_vm *vm, const char *name, jv in, jv *args, size_t n_args, int *re
         if (need_arg(vm, n, n_args)) return -1;
         return jx_compare(vm, in, args[0], op, res);
     } else if (!strcmp(n, "odd") || !strcmp(n, "even")) {
-        if (int_of(vm, in, &x)) return -1;
-        *res = (x % 2 != 0) == (n[0] == 'o');
+        jv m;
+        if (jx_binop(vm, JOP_MOD, in, jv_int(2), &m)) return -1; /* value % 2, floats too */
+        *res = n[0] == 'o' ? jx_equal(m, jv_int(1)) : jx_equal(m, jv_int(0));
     } else if (!strcmp(n, "divisibleby")) {
-        if (need_arg(vm, n, n_args) || int_of(vm, in, &x) || int_of(vm, args[0], &y)) return -1;
-        if (!y) return jx_fail(vm, "ZeroDivisionError: integer division or modulo by zero");
-        *res = y == -1 || x % y == 0;
+        jv m;
+        if (need_arg(vm, n, n_args)) return -1;
+        if (in.type == JV_INT && args[0].type == JV_INT && args[0].u.i == -1) { *res = 1; return 0; }
+        if (jx_binop(vm, JOP_MOD, in, args[0], &m)) return -1;
+        *res = jx_equal(m, jv_int(0));
     } else if (!strcmp(n, "lower") || !strcmp(n, "upper")) {
         return str_cased(vm, in, n[0] == 'l', res);
     } else if (!strcmp(n, "filter") || !strcmp(n, "test")) {
@@ -248,7 +242,7 @@ int jx_str_percent(jx_vm *vm, jv fmt, jv args, jv *out) {
             return -1;
         }
     }
-    if (list != &one && next < list->n) {
+    if ((list != &one && next < list->n) || (list == &one && next == 0 && args.type != JV_UNDEF && args.type != JV_LIST && args.type != JV_DICT)) {
         buf_free(&b);
         return jx_fail(vm, "TypeError: not all arguments converted during string formatting");
     }
