@@ -10,10 +10,10 @@
  * them (both kept). Invalid UTF-8 bytes become U+FFFD first, as llama.cpp's
  * unicode_cpts_from_utf8 does.
  *
- * Qwen2 tokenizers (qwen2, deepseek-r1-qwen) have an NFC normalizer in their
- * tokenizer.json; the text is NFC-normalized first (utf8proc) so that the ids
- * equal Hugging Face's (llama.cpp skips this; it only matters for text that
- * is not already NFC).
+ * Qwen2 (qwen2, deepseek-r1-qwen) and Command-R tokenizers have an NFC
+ * normalizer in their tokenizer.json; the text is NFC-normalized first
+ * (utf8proc) so that the ids equal Hugging Face's (llama.cpp skips this; it
+ * only matters for text that is not already NFC).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -91,7 +91,7 @@ static const struct {
     {"jina-v2-code", PRE_GPT2, 0},
     {"roberta-bpe", PRE_GPT2, 0},
     {"refact", PRE_REFACT, 0},
-    {"command-r", PRE_COMMAND_R, F_NOCLEAN},
+    {"command-r", PRE_COMMAND_R, F_NOCLEAN | F_NFC},
     {"qwen2", PRE_QWEN2, F_NOCLEAN | F_NFC},
     {"deepseek-r1-qwen", PRE_QWEN2, F_NOCLEAN | F_NFC},
     {"stablelm2", PRE_STABLELM2, 0},
