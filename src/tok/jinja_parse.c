@@ -68,8 +68,10 @@ static int skip_name(parser *p, const char *s) {
     return 1;
 }
 
-static const char *tok_desc(const jtok *t) {
-    static char buf[64];
+/* Describes a token for messages; buf must hold 64 bytes (no shared state,
+ * so templates can be parsed on several threads). */
+#define tok_desc(t) tok_desc_r((t), (char[64]){0})
+static const char *tok_desc_r(const jtok *t, char *buf) {
     switch (t->type) {
     case JT_EOF: return "end of template";
     case JT_TEXT: return "template text";
@@ -77,13 +79,13 @@ static const char *tok_desc(const jtok *t) {
     case JT_VAR_END: return "'}}'";
     case JT_BLOCK_BEGIN: return "'{%'";
     case JT_BLOCK_END: return "'%}'";
-    case JT_NAME: snprintf(buf, sizeof buf, "'%.40s'", t->str->s); return buf;
+    case JT_NAME: snprintf(buf, 64, "'%.40s'", t->str->s); return buf;
     case JT_STRING: return "string";
     case JT_INT: return "integer";
     case JT_FLOAT: return "float";
     default:
-        if (t->op < 256) snprintf(buf, sizeof buf, "'%c'", t->op);
-        else snprintf(buf, sizeof buf, "operator");
+        if (t->op < 256) snprintf(buf, 64, "'%c'", t->op);
+        else snprintf(buf, 64, "operator");
         return buf;
     }
 }
