@@ -277,7 +277,12 @@ static int eval_slice(jx_vm *vm, const jnode *n, jx_frame *f, jv *out) {
         buf_free(&b);
         return rc;
     }
-    /* jinja2 slices with Python's [] directly (no getitem fallback) */
+    /* jinja2 slices with Python's [] directly (no getitem fallback), except
+     * where its optimizer folded a constant through getitem */
+    if (n->op) {
+        *out = jv_undef(hintf(vm, "%s has no element slice", obj_type_repr(obj)));
+        return 0;
+    }
     return jx_fail(vm, "TypeError: '%s' object is not subscriptable", jx_type_name(obj));
 }
 

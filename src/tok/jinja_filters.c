@@ -596,8 +596,14 @@ static int f_truncate(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, 
     (void)kn, (void)kv, (void)nk;
     jv s;
     int64_t dummy;
-    if (in.type != JV_STR && jx_len(vm, in, &dummy))
-        return -1; /* jinja2 takes len() of the value */
+    if (in.type != JV_STR) { /* jinja2 takes len() of the value as it is */
+        int64_t lim = (a->has[0] && a->v[0].type == JV_INT ? a->v[0].u.i : 255) +
+                      (a->has[3] && a->v[3].type == JV_INT ? a->v[3].u.i : 5);
+        if (jx_len(vm, in, &dummy)) return -1;
+        if (dummy <= lim) return *out = in, 0;
+        return jx_fail(vm, "AttributeError: '%s' object has no attribute 'rsplit'",
+                       jx_type_name(in));
+    }
     if (as_str(vm, in, &s)) return -1;
     int64_t length = a->has[0] && a->v[0].type == JV_INT ? a->v[0].u.i : 255;
     int killwords = opt_bool(a, 1, 0);

@@ -161,7 +161,7 @@ enum {
 
 typedef struct jnode {
     int kind;
-    int op; /* JOP_* for BINOP; negated flag for TEST; recursive for FOR */
+    int op; /* JOP_* for BINOP; negated for TEST; recursive for FOR; const object for SLICE */
     int line;
     int flags; /* macro: 1 uses varargs, 2 uses kwargs, 4 uses caller */
     struct jnode *a, *b, *c, *d;

@@ -469,6 +469,48 @@ static jnode *parse_primary(parser *p) {
     return n;
 }
 
+/* 1 if jinja2's optimizer would fold n to a constant (literals and pure
+ * operations on them). A slice of such a value goes through getitem, so a
+ * failing slice is Undefined there instead of a TypeError. */
+static int is_const(const jnode *n) {
+    if (!n) return 1;
+    switch (n->kind) {
+    case JN_LIT:
+        return 1;
+    case JN_LIST:
+    case JN_TUPLE:
+    case JN_DICT:
+        for (size_t i = 0; i < n->n_args; i++)
+            if (!is_const(n->args[i]) || (n->kind == JN_DICT && !is_const(n->kwvals[i]))) return 0;
+        return 1;
+    case JN_FILTER: {
+        static const char *const ctx_filters[] = {"map",        "select", "reject", "selectattr",
+                                                  "rejectattr", "random", NULL};
+        for (size_t i = 0; ctx_filters[i]; i++)
+            if (!strcmp(n->name->s, ctx_filters[i])) return 0;
+    } /* fall through */
+    case JN_TEST:
+        for (size_t i = 0; i < n->n_args; i++)
+            if (!is_const(n->args[i])) return 0;
+        for (size_t i = 0; i < n->n_kw; i++)
+            if (!is_const(n->kwvals[i])) return 0;
+        return n->a != NULL && is_const(n->a);
+    case JN_BINOP:
+    case JN_AND:
+    case JN_OR:
+    case JN_NOT:
+    case JN_NEG:
+    case JN_POS:
+    case JN_COND:
+    case JN_ATTR:
+    case JN_ITEM:
+    case JN_SLICE:
+        return is_const(n->a) && is_const(n->b) && is_const(n->c) && is_const(n->d);
+    default:
+        return 0;
+    }
+}
+
 static jnode *parse_subscript(parser *p, jnode *obj) {
     next(p); /* '[' */
     jnode *idx[3] = {NULL, NULL, NULL};
@@ -487,7 +529,7 @@ static jnode *parse_subscript(parser *p, jnode *obj) {
     if (!n) return NULL;
     n->a = obj;
     if (is_slice)
-        n->b = idx[0], n->c = idx[1], n->d = idx[2];
+        n->b = idx[0], n->c = idx[1], n->d = idx[2], n->op = is_const(obj);
     else
         n->b = idx[0];
     return n;

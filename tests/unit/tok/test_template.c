@@ -213,6 +213,14 @@ static const struct golden goldens[] = {
      "TemplateAssertionError:"}, /* TemplateAssertionError: No filter named 'nosuch'. */
     {"e_unknown_test_compile", "{% macro m() %}{{ 1 is nosuch }}{% endmacro %}", NULL,
      "TemplateAssertionError:"}, /* TemplateAssertionError: No test named 'nosuch'. */
+    {"const_slice_folds",
+     "[{{ true[1:] }}][{{ (1, 2)[1:] }}]{{ 3.0 is odd }}{{ 2.5 is even }}{{ \"x\" % [1] }}{{ [1, "
+     "2, 3]|truncate(5) }}{{ {\"a\": 1}|last }}",
+     "[][(2,)]TrueFalsex[1, 2, 3]a", NULL},
+    {"e_var_slice", "{{ tools[1:] }}", NULL,
+     "TypeError:"}, /* TypeError: 'NoneType' object is not subscriptable */
+    {"e_percent_extra", "{{ \"ab\" % 5 }}", NULL,
+     "TypeError:"}, /* TypeError: not all arguments converted during string formatting */
     {"e_raise", "{{ raise_exception(\"boom\") }}", NULL,
      "TemplateError:"}, /* TemplateError: boom */
     {"e_undef_attr", "{{ d.zz.yy }}", NULL,
