@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "base/buf.h"
 #include "base/dtype.h"
@@ -25,6 +27,8 @@
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "kernels/threadpool.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
 
 #define MAX_REPS 100
 #define BW_BYTES ((size_t)1 << 30)
@@ -44,8 +48,12 @@ static void usage(FILE *f);
 static int parse_int(const char *s, const char *flag, long lo, long hi, long *out);
 static stats stats_of(const double *v, int n);
 static int cmp_double(const void *a, const void *b);
+static double cpu_seconds(void);
 static int bench_matmul(const opts *o);
-int bench_model(const opts *o, double bw);
+static int bench_model(const opts *o);
+static double peak_rss_bytes(void);
+static double measure_bandwidth(int n_threads);
+static int n_type_fallback(const char *type) { return type[0] == '?'; }
 
 /* Entry point (cli.h). Exit 0 measured, 1 runtime error, 2 usage. */
 int cmd_bench(int argc, char **argv) {
@@ -89,14 +97,7 @@ int cmd_bench(int argc, char **argv) {
     }
     if (o.n_threads <= 0) o.n_threads = cpu_physical_cores();
     if (o.matmul) return bench_matmul(&o);
-    threadpool *tp = threadpool_new(o.n_threads);
-    if (!tp) {
-        fprintf(stderr, "inferd bench: cannot start %d threads\n", o.n_threads);
-        return 1;
-    }
-    double bw = cpu_read_bandwidth(tp, BW_BYTES, BW_REPS);
-    threadpool_free(tp);
-    return bench_model(&o, bw);
+    return bench_model(&o);
 }
 
 static void usage(FILE *f) {
@@ -137,6 +138,12 @@ static stats stats_of(const double *v, int n) {
     return r;
 }
 
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -162,7 +169,10 @@ static int bench_matmul(const opts *o) {
     if (n_mats > 64) n_mats = 64;
     int rc = 1;
     threadpool *tp = threadpool_new(o->n_threads);
-    uint8_t *wbuf = aligned_zalloc(mat_bytes * (size_t)n_mats, 4096);
+    size_t wbytes = (mat_bytes * (size_t)n_mats + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
+    uint8_t *wbuf = mmap(NULL, wbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (wbuf == MAP_FAILED) wbuf = NULL;
+    else if (getenv("INFERD_BENCH_HUGE")) madvise(wbuf, wbytes, MADV_HUGEPAGE);
     float *row = malloc(sizeof(float) * (size_t)o->n_in);
     mm_weight *w = calloc((size_t)n_mats, sizeof *w);
     int64_t p = o->n_prompt > 0 ? o->n_prompt : 1;
@@ -188,17 +198,23 @@ static int bench_matmul(const opts *o) {
     }
     scratch = malloc(mm_scratch_bytes(&w[0], p));
     if (!scratch) goto done;
-    double gemv[MAX_REPS], gemm[MAX_REPS];
+    /* Wall-clock rates, and with one thread also rates per CPU second
+     * (steadier on a machine shared with other work). */
+    double gemv[MAX_REPS], gemm[MAX_REPS], gemv_cpu[MAX_REPS], gemm_cpu[MAX_REPS];
     for (int r = 0; r < o->reps; r++) {
         int calls = 4 * n_mats;
-        double t0 = time_now_s();
+        double t0 = time_now_s(), c0 = cpu_seconds();
         for (int k = 0; k < calls; k++) mm_forward(tp, &w[k % n_mats], x, 1, y, scratch);
         gemv[r] = (double)mat_bytes * calls / (time_now_s() - t0) / 1e9;
+        gemv_cpu[r] = (double)mat_bytes * calls / (cpu_seconds() - c0) / 1e9;
         t0 = time_now_s();
+        c0 = cpu_seconds();
         mm_forward(tp, &w[r % n_mats], x, p, y, scratch);
         gemm[r] = 2.0 * (double)o->n_in * (double)o->n_out * (double)p / (time_now_s() - t0) / 1e9;
+        gemm_cpu[r] = 2.0 * (double)o->n_in * (double)o->n_out * (double)p / (cpu_seconds() - c0) / 1e9;
     }
     stats sv = stats_of(gemv, o->reps), sm = stats_of(gemm, o->reps);
+    stats svc = stats_of(gemv_cpu, o->reps), smc = stats_of(gemm_cpu, o->reps);
     if (o->json)
         printf("{\"type\":\"%s\",\"n_in\":%lld,\"n_out\":%lld,\"rows\":%lld,\"threads\":%d,\"level\":\"%s\","
                "\"layout\":\"%s\",\"gemv_gb_per_s\":%.2f,\"gemm_gop_per_s\":%.2f}\n",
@@ -210,6 +226,8 @@ static int bench_matmul(const opts *o) {
                dtype_get(t)->name, (long long)o->n_out, (long long)o->n_in, o->n_threads,
                cpu_level_name(cpu_level()), w[0].layout == MM_LAYOUT_X16 ? "x16" : "plain", sv.median, sv.min,
                sv.max, (long long)p, sm.median, sm.min, sm.max);
+    if (!o->json && o->n_threads == 1)
+        printf("  per CPU second: GEMV %.2f GB/s, GEMM %.1f GOP/s\n", svc.median, smc.median);
     rc = 0;
 done:
     if (w)
@@ -219,14 +237,222 @@ done:
     free(x);
     free(y);
     free(row);
-    aligned_free(wbuf);
+    if (wbuf) munmap(wbuf, wbytes);
     threadpool_free(tp);
     return rc;
 }
 
-int bench_model(const opts *o, double bw) {
-    (void)o;
-    (void)bw;
-    fprintf(stderr, "inferd bench: --model needs the forward pass\n");
-    return 1;
+/* ---- --model ---- */
+
+typedef struct run_result {
+    double pp[MAX_REPS], tg[MAX_REPS];
+} run_result;
+
+/* Runs n tokens of sequence 0 starting at position pos0 through the model,
+ * as one batch (prefill) or one token per forward (decode). */
+static int run_tokens(model *m, kv_pool *kv, const uint32_t *blocks, uint32_t n_blocks, int32_t *tok,
+                      int32_t *pos, int32_t *seq, uint32_t n, int32_t pos0, int one_by_one, float *logits,
+                      char *err, size_t err_size) {
+    model_seq sq = {blocks, n_blocks};
+    for (uint32_t i = 0; i < n; i++) {
+        pos[i] = pos0 + (int32_t)i;
+        seq[i] = 0;
+    }
+    if (!one_by_one) {
+        model_batch b = {n, tok, pos, seq, NULL, 1, &sq};
+        return model_forward(m, kv, &b, logits, err, err_size);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        model_batch b = {1, tok + i, pos + i, seq + i, NULL, 1, &sq};
+        int rc = model_forward(m, kv, &b, logits, err, err_size);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static double peak_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = strtod(line + 6, NULL);
+    if (f) fclose(f);
+    if (kb == 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        kb = (double)ru.ru_maxrss;
+    }
+    return kb * 1024.0;
+}
+
+static double measure_bandwidth(int n_threads) {
+    threadpool *tp = threadpool_new(n_threads);
+    if (!tp) return 0;
+    double bw = cpu_read_bandwidth(tp, BW_BYTES, BW_REPS);
+    threadpool_free(tp);
+    return bw;
+}
+
+static const char *file_type_name(uint32_t ft) {
+    switch (ft) {
+    case 0: return "F32";
+    case 1: return "F16";
+    case 2: return "Q4_0";
+    case 3: return "Q4_1";
+    case 7: return "Q8_0";
+    case 8: return "Q5_0";
+    case 9: return "Q5_1";
+    case 10: return "Q2_K";
+    case 11: return "Q3_K_S";
+    case 12: return "Q3_K_M";
+    case 13: return "Q3_K_L";
+    case 14: return "Q4_K_S";
+    case 15: return "Q4_K_M";
+    case 16: return "Q5_K_S";
+    case 17: return "Q5_K_M";
+    case 18: return "Q6_K";
+    case 25: return "IQ4_NL";
+    case 30: return "IQ4_XS";
+    case 32: return "BF16";
+    default: return NULL;
+    }
+}
+
+static int bench_model(const opts *o) {
+    char err[1024];
+    int rc = 1;
+    model *m = NULL;
+    kv_pool *kv = NULL;
+    uint32_t *blocks = NULL;
+    int32_t *tok = NULL, *pos = NULL, *seq = NULL;
+    float *logits = NULL;
+    run_result res;
+    struct stat st;
+    if (stat(o->model, &st)) {
+        fprintf(stderr, "inferd bench: cannot stat '%s'\n", o->model);
+        return 1;
+    }
+    /* The type as llama-bench names it, from general.file_type. */
+    char type[32] = "?";
+    uint64_t weight_bytes = (uint64_t)st.st_size;
+    {
+        gguf_file *f = NULL;
+        if (gguf_open(o->model, &f, err, sizeof err)) {
+            fprintf(stderr, "inferd bench: %s\n", err);
+            return 1;
+        }
+        uint32_t ft;
+        const char *nm = gguf_get_u32(f, "general.file_type", &ft) == 0 ? file_type_name(ft) : NULL;
+        if (nm) snprintf(type, sizeof type, "%s", nm);
+        weight_bytes = gguf_file_size(f) - gguf_data_offset(f);
+        gguf_close(f);
+    }
+    uint32_t n_p = (uint32_t)o->n_prompt, n_g = (uint32_t)o->n_gen, n_ctx = n_p > n_g ? n_p : n_g;
+    model_params mp = model_default_params();
+    mp.n_threads = o->n_threads;
+    mp.max_batch = n_p > 0 ? n_p : 1;
+    double t_load = time_now_s();
+    if (model_load(o->model, &mp, &m, err, sizeof err)) {
+        fprintf(stderr, "inferd bench: %s\n", err);
+        return 1;
+    }
+    t_load = time_now_s() - t_load;
+    const model_hparams *hp = model_get_hparams(m);
+    if (n_type_fallback(type)) snprintf(type, sizeof type, "%s", dtype_get(hp->weight_type)->name);
+    const uint32_t block_size = 16;
+    uint32_t n_blocks = (n_ctx + block_size - 1) / block_size + 1;
+    if (kv_pool_new(m, n_blocks, block_size, DTYPE_F16, &kv, err, sizeof err)) {
+        fprintf(stderr, "inferd bench: %s\n", err);
+        goto done;
+    }
+    size_t kv_bytes = kv_pool_bytes_per_block(m, block_size, DTYPE_F16) * n_blocks;
+    uint32_t n_buf = n_ctx > 0 ? n_ctx : 1;
+    blocks = malloc(sizeof *blocks * n_blocks);
+    tok = malloc(sizeof *tok * n_buf);
+    pos = malloc(sizeof *pos * n_buf);
+    seq = malloc(sizeof *seq * n_buf);
+    logits = malloc(sizeof *logits * hp->n_vocab);
+    if (!blocks || !tok || !pos || !seq || !logits) {
+        fprintf(stderr, "inferd bench: out of memory\n");
+        goto done;
+    }
+    for (uint32_t i = 0; i < n_blocks; i++) blocks[i] = i;
+    uint64_t rs = 1234;
+    for (uint32_t i = 0; i < n_buf; i++) tok[i] = (int32_t)(splitmix64(&rs) % hp->n_vocab);
+    /* Warm-up (pages in the weights, first-touch of scratch), as llama-bench. */
+    if (run_tokens(m, kv, blocks, n_blocks, tok, pos, seq, n_p ? (n_p < 32 ? n_p : 32) : 1, 0, 0, logits, err,
+                   sizeof err) ||
+        run_tokens(m, kv, blocks, n_blocks, tok, pos, seq, 2, 0, 1, logits, err, sizeof err)) {
+        fprintf(stderr, "inferd bench: %s\n", err);
+        goto done;
+    }
+    for (int r = 0; r < o->reps; r++) {
+        double t0 = time_now_s();
+        if (n_p && run_tokens(m, kv, blocks, n_blocks, tok, pos, seq, n_p, 0, 0, logits, err, sizeof err)) {
+            fprintf(stderr, "inferd bench: %s\n", err);
+            goto done;
+        }
+        res.pp[r] = n_p ? n_p / (time_now_s() - t0) : 0;
+        t0 = time_now_s();
+        if (n_g && run_tokens(m, kv, blocks, n_blocks, tok, pos, seq, n_g, 0, 1, logits, err, sizeof err)) {
+            fprintf(stderr, "inferd bench: %s\n", err);
+            goto done;
+        }
+        res.tg[r] = n_g ? n_g / (time_now_s() - t0) : 0;
+    }
+    stats sp = stats_of(res.pp, o->reps), sg = stats_of(res.tg, o->reps);
+    /* Peak RSS before the bandwidth probe's buffer; the probe runs with the
+     * model freed, on as many threads. */
+    double rss = peak_rss_bytes();
+    kv_pool_free(kv);
+    kv = NULL;
+    model_free(m);
+    m = NULL;
+    double bw = measure_bandwidth(o->n_threads);
+    double bw_frac = bw > 0 ? sg.median * (double)weight_bytes / bw : 0;
+    const char *base = strrchr(o->model, '/') ? strrchr(o->model, '/') + 1 : o->model;
+    buf b = BUF_INIT;
+    if (o->json) {
+        buf_printf(&b, "{\"model\":");
+        buf_json_str(&b, base, strlen(base));
+        buf_printf(&b,
+                   ",\"type\":\"%s\",\"size_bytes\":%lld,\"weight_bytes\":%llu,\"threads\":%d,\"level\":\"%s\","
+                   "\"n_prompt\":%u,\"n_gen\":%u,\"reps\":%d,\"pp_tokens_per_s\":%.3f,\"tg_tokens_per_s\":%.3f,"
+                   "\"pp_min\":%.3f,\"pp_max\":%.3f,\"tg_min\":%.3f,\"tg_max\":%.3f,"
+                   "\"read_bandwidth_bytes_per_s\":%.0f,\"tg_bandwidth_fraction\":%.4f,"
+                   "\"max_rss_bytes\":%.0f,\"kv_bytes\":%zu,\"load_s\":%.3f,\"pp_runs\":[",
+                   type, (long long)st.st_size, (unsigned long long)weight_bytes, o->n_threads,
+                   cpu_level_name(cpu_level()), n_p, n_g, o->reps, sp.median, sg.median, sp.min, sp.max, sg.min,
+                   sg.max, bw, bw_frac, rss, kv_bytes, t_load);
+        for (int r = 0; r < o->reps; r++) buf_printf(&b, "%s%.3f", r ? "," : "", res.pp[r]);
+        buf_printf(&b, "],\"tg_runs\":[");
+        for (int r = 0; r < o->reps; r++) buf_printf(&b, "%s%.3f", r ? "," : "", res.tg[r]);
+        buf_printf(&b, "]}\n");
+    } else {
+        buf_printf(&b, "model %s (%s, %.1f MiB), %d threads, %s kernels\n", base, type,
+                   (double)st.st_size / (1 << 20), o->n_threads, cpu_level_name(cpu_level()));
+        if (n_p)
+            buf_printf(&b, "  pp%-5u %9.2f t/s  (min %.2f, max %.2f, %d runs)\n", n_p, sp.median, sp.min, sp.max,
+                       o->reps);
+        if (n_g)
+            buf_printf(&b, "  tg%-5u %9.2f t/s  (min %.2f, max %.2f, %d runs)\n", n_g, sg.median, sg.min, sg.max,
+                       o->reps);
+        buf_printf(&b, "  read bandwidth %.1f GB/s (%d threads); decode moves %.1f GB/s = %.0f%%\n", bw / 1e9,
+                   o->n_threads,
+                   sg.median * (double)weight_bytes / 1e9, 100 * bw_frac);
+        buf_printf(&b, "  peak RSS %.1f MiB (weights %.1f MiB + KV %.1f MiB)\n", rss / (1 << 20),
+                   (double)weight_bytes / (1 << 20), (double)kv_bytes / (1 << 20));
+    }
+    fputs(b.data ? b.data : "", stdout);
+    buf_free(&b);
+    rc = 0;
+done:
+    free(blocks);
+    free(tok);
+    free(pos);
+    free(seq);
+    free(logits);
+    kv_pool_free(kv);
+    model_free(m);
+    return rc;
 }

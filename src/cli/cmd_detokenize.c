@@ -24,6 +24,7 @@ static void usage(FILE *f) {
             "  --keep-bos        keep a leading BOS / trailing EOS that the model adds itself\n");
 }
 
+/* `inferd detokenize`: exit 0 ok, 1 bad file or id, 2 usage. */
 int cmd_detokenize(int argc, char **argv) {
     const char *model = getenv("INFERD_MODEL");
     int special = 1, keep_bos = 0;
@@ -59,7 +60,8 @@ int cmd_detokenize(int argc, char **argv) {
         errno = 0;
         long v = strtol(word, &end, 10);
         if (*end || errno || v < 0 || v >= (long)tok_n_vocab(t)) {
-            fprintf(stderr, "inferd detokenize: '%s' is not a token id (0..%u)\n", word, tok_n_vocab(t) - 1);
+            fprintf(stderr, "inferd detokenize: '%s' is not a token id (0..%u)\n", word,
+                    tok_n_vocab(t) - 1);
             ret = 1;
             goto done;
         }

@@ -9,7 +9,7 @@
  * by signed bytes: the weights go in unsigned (Q4_0 nibbles 0..15, Q8_0 +128)
  * and the offset comes back through the accumulator's start value
  * -off*sum(activation quants) of the block. Weights not repacked are packed
- * into X16 records on the stack, a slice of blocks at a time. The microkernel
+ * into X16 records on the stack (vector transposes), a slice of blocks at a time. The microkernel
  * keeps up to MR activation rows in registers, so each weight vector is
  * loaded and unpacked once per MR rows (GEMM), or once (GEMV).
  *
@@ -148,6 +148,50 @@ static void mk_q8_0(int nr, const uint8_t *rec, int64_t nb, int64_t b0, const in
     MK_CASES(0)
 }
 
+/* Transposes 16 rows x 4 dwords (row l's dwords at rows[l] + off) into 4
+ * vectors, vector m holding dword m of rows 0..15, stored at out + 64*m. */
+static inline void transpose16x4(const uint8_t *const *rows, size_t off, uint8_t *out, __m512i flip) {
+    __m512i z[4];
+    for (int k = 0; k < 4; k++) {
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rows[4 * k] + off)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[4 * k + 1] + off)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[4 * k + 2] + off)), 2);
+        z[k] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(rows[4 * k + 3] + off)), 3);
+    }
+    /* t01a: dword 0 of rows 0-7 then dword 1 of rows 0-7; t01b: dwords 2, 3. */
+    const __m512i ia = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i ib = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    __m512i t01a = _mm512_permutex2var_epi32(z[0], ia, z[1]), t01b = _mm512_permutex2var_epi32(z[0], ib, z[1]);
+    __m512i t23a = _mm512_permutex2var_epi32(z[2], ia, z[3]), t23b = _mm512_permutex2var_epi32(z[2], ib, z[3]);
+    const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    _mm512_storeu_si512(out, _mm512_xor_si512(_mm512_permutex2var_epi32(t01a, lo, t23a), flip));
+    _mm512_storeu_si512(out + 64, _mm512_xor_si512(_mm512_permutex2var_epi32(t01a, hi, t23a), flip));
+    _mm512_storeu_si512(out + 128, _mm512_xor_si512(_mm512_permutex2var_epi32(t01b, lo, t23b), flip));
+    _mm512_storeu_si512(out + 192, _mm512_xor_si512(_mm512_permutex2var_epi32(t01b, hi, t23b), flip));
+}
+
+/* mm_x16_pack with vector transposes (16 full rows; a partial group of rows
+ * at the end of the matrix takes the plain-C packer). */
+static void pack_x16(const mm_weight *w, int64_t o, int64_t b0, int64_t n_blocks, uint8_t *dst, int is_q4) {
+    if (w->n_out - o < 16) {
+        mm_x16_pack(w, o, b0, n_blocks, dst);
+        return;
+    }
+    const size_t tsz = is_q4 ? 18 : 34, rec_bytes = 16 * tsz;
+    const __m512i flip = _mm512_set1_epi32(is_q4 ? 0 : (int)0x80808080u);
+    const uint8_t *rows[16];
+    for (int l = 0; l < 16; l++)
+        rows[l] = (const uint8_t *)w->data + (size_t)(o + l) * w->row_bytes + (size_t)b0 * tsz;
+    for (int64_t b = 0; b < n_blocks; b++, dst += rec_bytes) {
+        uint16_t *d = (uint16_t *)dst;
+        for (int l = 0; l < 16; l++) memcpy(&d[l], rows[l], 2);
+        transpose16x4(rows, 2, dst + 32, flip);
+        if (!is_q4) transpose16x4(rows, 18, dst + 32 + 256, flip);
+        for (int l = 0; l < 16; l++) rows[l] += tsz;
+    }
+}
+
 static void gemm_x16(const mm_weight *w, const void *xq, size_t stride, int64_t n_rows, float *y,
                      int64_t ldy, int64_t o0, int64_t o1) {
     const int is_q4 = w->type == DTYPE_Q4_0;
@@ -165,7 +209,7 @@ static void gemm_x16(const mm_weight *w, const void *xq, size_t stride, int64_t 
                 nb = nb_all;
             } else {
                 nb = nb_all - b0 < SLICE_BLOCKS ? nb_all - b0 : SLICE_BLOCKS;
-                mm_x16_pack(w, o, b0, nb, slice);
+                pack_x16(w, o, b0, nb, slice, is_q4);
                 rec = slice;
             }
             for (int64_t r = 0; r < n_rows; r += MR) {
@@ -182,49 +226,92 @@ static void gemm_x16(const mm_weight *w, const void *xq, size_t stride, int64_t 
 
 /* ---- F16 ---- */
 
-/* GEMV-style: 4 weight rows at a time share each activation load. */
+/* F16 tile: y[r][w] for w < nw weight rows, r < nr activation rows (f32),
+ * 16 elements per step: nw widened weight vectors and nr activation vectors
+ * feed nw*nr FMAs; lane sums at the end. n16 = n_in rounded down to 16. */
+static inline __attribute__((always_inline)) void f16_tile(const int nw, const int nr, const uint16_t *const *wr,
+                                                           const float *a, size_t astride, int64_t n,
+                                                           float *y, int64_t ldy) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int w = 0; w < nw; w++)
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) acc[w][r] = _mm512_setzero_ps();
+    const int64_t n16 = n & ~(int64_t)15;
+    for (int64_t i = 0; i < n16; i += 16) {
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int w = 0; w < nw; w++) wv[w] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr[w] + i)));
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            __m512 av = _mm512_loadu_ps(a + r * astride + i);
+#pragma GCC unroll 4
+            for (int w = 0; w < nw; w++) acc[w][r] = _mm512_fmadd_ps(wv[w], av, acc[w][r]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int w = 0; w < nw; w++)
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            float t = _mm512_reduce_add_ps(acc[w][r]);
+            for (int64_t i = n16; i < n; i++) t += _cvtsh_ss(wr[w][i]) * a[r * astride + i];
+            y[r * ldy + w] = t;
+        }
+}
+
+#define F16_NR(NW)                                                                                     \
+    switch (nr) {                                                                                      \
+    case 1: f16_tile(NW, 1, wr, a, astride, n, y, ldy); break;                                         \
+    case 2: f16_tile(NW, 2, wr, a, astride, n, y, ldy); break;                                         \
+    case 3: f16_tile(NW, 3, wr, a, astride, n, y, ldy); break;                                         \
+    default: f16_tile(NW, 4, wr, a, astride, n, y, ldy); break;                                        \
+    }
+
+static void f16_tile_any(int nw, int nr, const uint16_t *const *wr, const float *a, size_t astride, int64_t n,
+                         float *y, int64_t ldy) {
+    switch (nw) {
+    case 1: F16_NR(1) break;
+    case 2: F16_NR(2) break;
+    case 3: F16_NR(3) break;
+    default: F16_NR(4) break;
+    }
+}
+
+/* Tiles of 4 weight rows x 4 activation rows: each weight vector is widened
+ * once per 4 rows and each activation vector loaded once per 4 weight rows. */
 static void gemm_f16(const mm_weight *w, const void *xq, size_t stride, int64_t n_rows, float *y,
                      int64_t ldy, int64_t o0, int64_t o1) {
-    const int64_t n = w->n_in;
-    const int64_t n16 = n & ~(int64_t)15;
-    for (int64_t r = 0; r < n_rows; r++) {
-        const float *a = (const float *)((const uint8_t *)xq + (size_t)r * stride);
-        int64_t o = o0;
-        for (; o + 4 <= o1; o += 4) {
-            const uint16_t *w0 = (const uint16_t *)((const uint8_t *)w->data + (size_t)o * w->row_bytes);
-            const uint16_t *w1 = (const uint16_t *)((const uint8_t *)w0 + w->row_bytes);
-            const uint16_t *w2 = (const uint16_t *)((const uint8_t *)w1 + w->row_bytes);
-            const uint16_t *w3 = (const uint16_t *)((const uint8_t *)w2 + w->row_bytes);
+    const size_t astride = stride / sizeof(float);
+    if (n_rows == 1) {
+        /* GEMV: one weight row at a time, a single sequential stream for the
+         * prefetchers, four independent accumulators. */
+        const float *a = xq;
+        const int64_t n = w->n_in, n64 = n & ~(int64_t)63;
+        for (int64_t o = o0; o < o1; o++) {
+            const uint16_t *wr = (const uint16_t *)((const uint8_t *)w->data + (size_t)o * w->row_bytes);
             __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-            for (int64_t i = 0; i < n16; i += 16) {
-                __m512 av = _mm512_loadu_ps(a + i);
-                s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w0 + i))), av, s0);
-                s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w1 + i))), av, s1);
-                s2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w2 + i))), av, s2);
-                s3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w3 + i))), av, s3);
+            int64_t i = 0;
+            for (; i < n64; i += 64) {
+                s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + i))), _mm512_loadu_ps(a + i), s0);
+                s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + i + 16))), _mm512_loadu_ps(a + i + 16), s1);
+                s2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + i + 32))), _mm512_loadu_ps(a + i + 32), s2);
+                s3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + i + 48))), _mm512_loadu_ps(a + i + 48), s3);
             }
-            float t0 = _mm512_reduce_add_ps(s0), t1 = _mm512_reduce_add_ps(s1);
-            float t2 = _mm512_reduce_add_ps(s2), t3 = _mm512_reduce_add_ps(s3);
-            for (int64_t i = n16; i < n; i++) {
-                t0 += _cvtsh_ss(w0[i]) * a[i];
-                t1 += _cvtsh_ss(w1[i]) * a[i];
-                t2 += _cvtsh_ss(w2[i]) * a[i];
-                t3 += _cvtsh_ss(w3[i]) * a[i];
-            }
-            y[r * ldy + o] = t0;
-            y[r * ldy + o + 1] = t1;
-            y[r * ldy + o + 2] = t2;
-            y[r * ldy + o + 3] = t3;
+            float t = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+            for (; i < n; i++) t += _cvtsh_ss(wr[i]) * a[i];
+            y[o] = t;
         }
-        for (; o < o1; o++) {
-            const uint16_t *w0 = (const uint16_t *)((const uint8_t *)w->data + (size_t)o * w->row_bytes);
-            __m512 s0 = _mm512_setzero_ps();
-            for (int64_t i = 0; i < n16; i += 16)
-                s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w0 + i))),
-                                     _mm512_loadu_ps(a + i), s0);
-            float t0 = _mm512_reduce_add_ps(s0);
-            for (int64_t i = n16; i < n; i++) t0 += _cvtsh_ss(w0[i]) * a[i];
-            y[r * ldy + o] = t0;
+        return;
+    }
+    for (int64_t o = o0; o < o1; o += 4) {
+        int nw = o1 - o < 4 ? (int)(o1 - o) : 4;
+        const uint16_t *wr[4];
+        for (int k = 0; k < 4; k++)
+            wr[k] = (const uint16_t *)((const uint8_t *)w->data + (size_t)(o + (k < nw ? k : 0)) * w->row_bytes);
+        for (int64_t r = 0; r < n_rows; r += 4) {
+            int nr = n_rows - r < 4 ? (int)(n_rows - r) : 4;
+            f16_tile_any(nw, nr, wr, (const float *)((const uint8_t *)xq + (size_t)r * stride), astride, w->n_in,
+                         y + r * ldy + o, ldy);
         }
     }
 }
@@ -241,4 +328,5 @@ void mm_kernels_fill_avx512(mm_kernels *k) {
     k->gemm[DTYPE_F16] = gemm_f16;
     k->act[DTYPE_F16] = act_f32;
     k->act_bytes[DTYPE_F16] = act_bytes_f32;
+    mm_kernels_fill_k_avx512(k);
 }

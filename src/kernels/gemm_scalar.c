@@ -25,8 +25,8 @@ static size_t act_bytes_ref(enum dtype type, int64_t n_in) {
     return (size_t)b;
 }
 
-static void gemm_ref(const mm_weight *w, const void *xq, size_t xq_stride, int64_t n_rows, float *y,
-                     int64_t ldy, int64_t o0, int64_t o1) {
+void mm_gemm_ref(const mm_weight *w, const void *xq, size_t xq_stride, int64_t n_rows, float *y, int64_t ldy,
+                 int64_t o0, int64_t o1) {
     const uint8_t *wd = w->data;
     uint8_t buf[4096];
     for (int64_t o = o0; o < o1; o++) {
@@ -54,7 +54,7 @@ static void gemm_ref(const mm_weight *w, const void *xq, size_t xq_stride, int64
 void mm_kernels_fill_scalar(mm_kernels *k) {
     for (int t = 0; t < DTYPE_COUNT; t++) {
         if (t == DTYPE_Q8_1 || t == DTYPE_Q8_K || !quant_supported((enum dtype)t)) continue;
-        k->gemm[t] = gemm_ref;
+        k->gemm[t] = mm_gemm_ref;
         k->act[t] = act_ref;
         k->act_bytes[t] = act_bytes_ref;
     }

@@ -30,10 +30,16 @@ typedef struct mm_kernels {
     int64_t chunk[DTYPE_COUNT];
 } mm_kernels;
 
+/* The reference gemm (gemm_scalar.c): any supported type, any layout, with
+ * activations in the reference formats (quant_vec_dot_type). */
+void mm_gemm_ref(const mm_weight *w, const void *xq, size_t xq_stride, int64_t n_rows, float *y, int64_t ldy,
+                 int64_t o0, int64_t o1);
+
 /* Fill in the entries each level provides (defined in gemm_<level>.c). */
 void mm_kernels_fill_scalar(mm_kernels *k);
 void mm_kernels_fill_avx2(mm_kernels *k);
 void mm_kernels_fill_avx512(mm_kernels *k);
+void mm_kernels_fill_k_avx512(mm_kernels *k); /* Q4_K, Q6_K (gemm_k_avx512.c) */
 
 /* Copies the plain (GGUF-layout) bytes of elements [k0, k0+n) of row o into
  * dst, whatever w's layout; k0 and n are multiples of the block size. */

@@ -20,18 +20,22 @@ static inline float h2f(uint16_t h) {
     return fp16_to_f32(h);
 }
 
-/* Index of the level nearest x in the sorted table val[n] (ties go up). */
-static int best_index_int8(int n, const int8_t *val, float x) {
+/* The levels as floats (exact), for the comparisons of best_index. */
+static const float kvalues_f[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                    1,    13,   25,  38,  53,  69,  89,  113};
+
+/* Index of the level nearest x (ties go up), exactly as ggml's binary
+ * search best_index_int8 decides it: that search ends with val[mu-1] <= x <
+ * val[mu], and mu is the count of levels 0..14 not above x, which is
+ * counted here without branches (the search mispredicts on random data).
+ * NaN compares false everywhere and gets 15, as in ggml. */
+static inline int best_index(float x) {
+    const float *val = kvalues_f;
     if (x <= val[0]) return 0;
-    if (x >= val[n - 1]) return n - 1;
-    int ml = 0, mu = n - 1;
-    while (mu - ml > 1) {
-        const int mav = (ml + mu) / 2;
-        if (x < val[mav])
-            mu = mav;
-        else
-            ml = mav;
-    }
+    if (x >= val[15]) return 15;
+    int mu = 0;
+    for (int i = 0; i < 15; i++) mu += val[i] <= x;
+    if (mu == 0) return 15;
     return x - val[mu - 1] < val[mu] - x ? mu - 1 : mu;
 }
 
@@ -73,7 +77,7 @@ static void iq4_impl(int super_size, const float *x, uint16_t *dh, uint8_t *q4, 
         float sumqx = 0, sumq2 = 0;
         for (int j = 0; j < block_size; j++) {
             const float al = id * xb[j];
-            const int l = best_index_int8(16, values, al);
+            const int l = best_index(al);
             Lb[j] = (uint8_t)l;
             const float q = values[l];
             const float w = weight[j];
@@ -87,7 +91,7 @@ static void iq4_impl(int super_size, const float *x, uint16_t *dh, uint8_t *q4, 
             sumqx = sumq2 = 0;
             for (int j = 0; j < block_size; j++) {
                 const float al = id * xb[j];
-                const int l = best_index_int8(16, values, al);
+                const int l = best_index(al);
                 const float q = values[l];
                 const float w = weight[j];
                 sumqx += w * q * xb[j];
@@ -119,8 +123,7 @@ static void iq4_impl(int super_size, const float *x, uint16_t *dh, uint8_t *q4, 
             const float idl = dl ? 1 / dl : 0.f;
             uint8_t *Lb = L + ib * block_size;
             const float *xb = x + ib * block_size;
-            for (int j = 0; j < block_size; j++)
-                Lb[j] = (uint8_t)best_index_int8(16, values, idl * xb[j]);
+            for (int j = 0; j < block_size; j++) Lb[j] = (uint8_t)best_index(idl * xb[j]);
             l += 32;
             const uint8_t l_l = (uint8_t)(l & 0xf), l_h = (uint8_t)(l >> 4);
             if (ib % 2 == 0)
@@ -133,8 +136,7 @@ static void iq4_impl(int super_size, const float *x, uint16_t *dh, uint8_t *q4, 
         dh[0] = f32_to_fp16(scales[0]);
         if (ntry > 0) {
             const float id = scales[0] ? 1 / scales[0] : 0;
-            for (int j = 0; j < super_size; j++)
-                L[j] = (uint8_t)best_index_int8(16, values, id * x[j]);
+            for (int j = 0; j < super_size; j++) L[j] = (uint8_t)best_index(id * x[j]);
         }
     }
     for (int i = 0; i < super_size / 32; i++)

@@ -39,6 +39,7 @@ uint32_t tok_byte_to_cp(uint8_t b) {
     return 256 + n;
 }
 
+/* Inverse of tok_byte_to_cp: the byte a GPT-2 code point stands for, or -1. */
 int tok_cp_to_byte(uint32_t cp) {
     static int16_t table[256 + 68];
     static int ready; /* benign race: every thread computes the same table */
@@ -59,10 +60,11 @@ int tok_bpe_build(tokenizer *t, const gguf_file *f, char *err, size_t err_size) 
     uint64_t n;
     if (gguf_get_arr(f, "tokenizer.ggml.merges", &et, &n) || et != GGUF_TYPE_STRING)
         return err_set(err, err_size, INFERD_EFORMAT,
-                       "tokenizer: key 'tokenizer.ggml.merges' is missing or not a string array (needed by gpt2 models)");
+                       "tokenizer: key 'tokenizer.ggml.merges' is missing or not a string array "
+                       "(needed by gpt2 models)");
     if (n > MAX_MERGES)
-        return err_set(err, err_size, INFERD_EFORMAT, "tokenizer: %llu merges (at most %u)", (unsigned long long)n,
-                       MAX_MERGES);
+        return err_set(err, err_size, INFERD_EFORMAT, "tokenizer: %llu merges (at most %u)",
+                       (unsigned long long)n, MAX_MERGES);
     size_t count = 0;
     char *tmp = NULL;
     size_t tmp_cap = 0;
@@ -83,7 +85,9 @@ int tok_bpe_build(tokenizer *t, const gguf_file *f, char *err, size_t err_size) 
         int32_t b = tok_sid_intern(t, tmp + la, lb);
         int32_t r = tok_sid_intern(t, tmp, la + lb);
         if (a < 0 || b < 0 || r < 0) goto oom;
-        if (tok_pair_insert(&t->pairs, &t->pair_mask, &count, (uint32_t)a, (uint32_t)b, (int32_t)i, r)) goto oom;
+        if (tok_pair_insert(&t->pairs, &t->pair_mask, &count, (uint32_t)a, (uint32_t)b, (int32_t)i,
+                            r))
+            goto oom;
     }
     free(tmp);
     for (int b = 0; b < 256; b++) {
@@ -94,7 +98,8 @@ int tok_bpe_build(tokenizer *t, const gguf_file *f, char *err, size_t err_size) 
     return 0;
 oom:
     free(tmp);
-    return err_set(err, err_size, INFERD_ENOMEM, "tokenizer: out of memory reading %llu merges", (unsigned long long)n);
+    return err_set(err, err_size, INFERD_ENOMEM, "tokenizer: out of memory reading %llu merges",
+                   (unsigned long long)n);
 }
 
 static inline int before(const bbigram *x, const bbigram *y) {
@@ -141,7 +146,8 @@ static int add_bigram(const tokenizer *t, tok_bpe_scratch *s, int32_t l, int32_t
     if (l < 0 || r < 0) return 0;
     const bsym *y = s->syms;
     if (y[l].sid < 0 || y[r].sid < 0) return 0;
-    const tok_pair *p = tok_pair_find(t->pairs, t->pair_mask, (uint32_t)y[l].sid, (uint32_t)y[r].sid);
+    const tok_pair *p =
+        tok_pair_find(t->pairs, t->pair_mask, (uint32_t)y[l].sid, (uint32_t)y[r].sid);
     if (!p) return 0;
     return heap_push(s, (bbigram){p->rank, l, r, p->result, y[l].n + y[r].n});
 }
@@ -160,7 +166,8 @@ static int push_fallback(const tokenizer *t, const char *raw, size_t n, tok_ids 
     return 0;
 }
 
-static int merge_word(const tokenizer *t, tok_bpe_scratch *s, const char *w, size_t len, tok_ids *out) {
+static int merge_word(const tokenizer *t, tok_bpe_scratch *s, const char *w, size_t len,
+                      tok_ids *out) {
     if (t->ignore_merges) {
         if (s->enc_cap < 2 * len + 1) {
             char *p = realloc(s->enc, 2 * len + 64);
@@ -169,7 +176,8 @@ static int merge_word(const tokenizer *t, tok_bpe_scratch *s, const char *w, siz
             s->enc_cap = 2 * len + 64;
         }
         size_t o = 0;
-        for (size_t i = 0; i < len; i++) o += utf8_encode(tok_byte_to_cp((uint8_t)w[i]), s->enc + o);
+        for (size_t i = 0; i < len; i++)
+            o += utf8_encode(tok_byte_to_cp((uint8_t)w[i]), s->enc + o);
         int32_t id = tok_find(t, s->enc, o);
         if (id >= 0) return tok_ids_push(out, id);
     }
@@ -181,7 +189,8 @@ static int merge_word(const tokenizer *t, tok_bpe_scratch *s, const char *w, siz
     }
     bsym *y = s->syms;
     for (size_t i = 0; i < len; i++)
-        y[i] = (bsym){t->byte_sid[(uint8_t)w[i]], (uint32_t)i, 1, (int32_t)i - 1, i + 1 == len ? -1 : (int32_t)i + 1};
+        y[i] = (bsym){t->byte_sid[(uint8_t)w[i]], (uint32_t)i, 1, (int32_t)i - 1,
+                      i + 1 == len ? -1 : (int32_t)i + 1};
     s->heap_n = 0;
     for (size_t i = 1; i < len; i++)
         if (add_bigram(t, s, (int32_t)i - 1, (int32_t)i)) return INFERD_ENOMEM;
@@ -194,7 +203,8 @@ static int merge_word(const tokenizer *t, tok_bpe_scratch *s, const char *w, siz
         a->sid = g.result;
         a->next = b->next;
         if (b->next >= 0) y[b->next].prev = g.left;
-        if (add_bigram(t, s, a->prev, g.left) || add_bigram(t, s, g.left, a->next)) return INFERD_ENOMEM;
+        if (add_bigram(t, s, a->prev, g.left) || add_bigram(t, s, g.left, a->next))
+            return INFERD_ENOMEM;
     }
     for (int32_t i = len ? 0 : -1; i != -1; i = y[i].next) {
         if (y[i].sid >= 0 && (uint32_t)y[i].sid < t->n_vocab) {
@@ -217,6 +227,7 @@ int tok_bpe_word(const tokenizer *t, tok_bpe_scratch *s, const char *word, size_
     return 0;
 }
 
+/* Frees the scratch buffers and zeroes s (it can be used again). */
 void tok_bpe_scratch_free(tok_bpe_scratch *s) {
     free(s->syms);
     free(s->heap);

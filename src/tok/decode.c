@@ -18,7 +18,8 @@ static int piece_of(const tokenizer *t, uint32_t id, buf *b) {
     const char *s = tok_str_data(t, id);
     size_t n = t->str[id].len;
     uint32_t a = t->attr[id];
-    if (a & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED)) return buf_append(b, s, n);
+    if (a & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED))
+        return buf_append(b, s, n);
     if (t->type == TOK_TYPE_BPE) {
         if (!(a & TOK_ATTR_NORMAL)) return 0;
         /* llama_decode_text: each code point back to its byte */
@@ -79,6 +80,7 @@ int tok_pieces_build(tokenizer *t) {
     return t->piece ? 0 : INFERD_ENOMEM;
 }
 
+/* See tokenizer.h: the precomputed piece, "" for CONTROL/UNKNOWN unless special. */
 int tok_piece(const tokenizer *t, int32_t id, int special, const char **data, size_t *len) {
     *data = "";
     *len = 0;
@@ -128,6 +130,7 @@ static size_t clean_spaces(char *text, size_t n) {
     return total;
 }
 
+/* See tokenizer.h. All ids are checked before anything is appended. */
 int tok_decode(const tokenizer *t, const int32_t *ids, size_t n, int special, buf *out) {
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || (uint32_t)ids[i] >= t->n_vocab) return INFERD_EINVAL;

@@ -15,23 +15,6 @@
 #include "base/utf8.h"
 #include "tok/jinja_int.h"
 
-#define MAXP 6
-
-typedef struct fargs {
-    jv v[MAXP];
-    int has[MAXP];
-    jv *rest;      /* positional args past the named ones (map/select) */
-    size_t n_rest;
-} fargs;
-
-typedef int (*filter_fn)(jx_vm *vm, jv in, fargs *a, jstr **kwnames, jv *kwvals, size_t n_kw, jv *out);
-
-typedef struct filter_def {
-    const char *name;
-    filter_fn fn;
-    const char *params[MAXP]; /* names, NULL-terminated; "*" collects the rest */
-} filter_def;
-
 static int oom(jx_vm *vm) {
     return jx_fail(vm, "MemoryError: the render used more than %u MiB", JX_MAX_MEMORY_BYTES >> 20);
 }
@@ -41,78 +24,12 @@ static int ret_list(jlist *l, jv *out) {
     return 0;
 }
 
-static int as_str(jx_vm *vm, jv v, jv *out) { return jx_stringify(vm, v, out); }
-
-static int opt_bool(fargs *a, int i, int def) { return a->has[i] ? jx_truthy(a->v[i]) : def; }
-
-/* environment.getitem over "a.b.0" paths, as jinja2's make_attrgetter. */
-static int get_path(jx_vm *vm, jv item, jv attr, jv *out) {
-    if (attr.type != JV_STR) return jx_getitem(vm, item, attr, out);
-    const char *s = attr.u.s->s, *end = s + attr.u.s->len;
-    *out = item;
-    while (s <= end) {
-        const char *dot = memchr(s, '.', (size_t)(end - s));
-        if (!dot) dot = end;
-        jv key;
-        int digits = dot > s;
-        for (const char *p = s; p < dot; p++) digits &= *p >= '0' && *p <= '9';
-        if (digits && dot - s < 18) key = jv_int(strtoll(s, NULL, 10));
-        else if (jx_str(vm, s, (size_t)(dot - s), &key)) return -1;
-        if (jx_getitem(vm, *out, key, out)) return -1;
-        s = dot + 1;
-    }
-    return 0;
+static int as_str(jx_vm *vm, jv v, jv *out) {
+    return jx_stringify(vm, v, out);
 }
 
-static int lower_key(jx_vm *vm, jv v, int case_sensitive, jv *out) {
-    if (!case_sensitive && v.type == JV_STR) return jx_case(vm, v, 'l', out);
-    *out = v;
-    return 0;
-}
-
-/* ---- sorting (stable merge sort whose comparison may fail) ---- */
-typedef struct sort_ctx { jx_vm *vm; int failed; } sort_ctx;
-
-static int less(sort_ctx *c, jv a, jv b) {
-    int r = 0;
-    if (!c->failed && jx_compare(c->vm, a, b, JOP_LT, &r)) c->failed = 1;
-    return r;
-}
-
-static void merge_sort(sort_ctx *c, jv *keys, jv *vals, jv *tk, jv *tv, size_t n) {
-    if (n < 2 || c->failed) return;
-    size_t h = n / 2;
-    merge_sort(c, keys, vals, tk, tv, h);
-    merge_sort(c, keys + h, vals + h, tk, tv, n - h);
-    size_t i = 0, j = h, k = 0;
-    while (i < h && j < n) {
-        if (less(c, keys[j], keys[i])) tk[k] = keys[j], tv[k++] = vals[j++];
-        else tk[k] = keys[i], tv[k++] = vals[i++];
-    }
-    while (i < h) tk[k] = keys[i], tv[k++] = vals[i++];
-    while (j < n) tk[k] = keys[j], tv[k++] = vals[j++];
-    memcpy(keys, tk, n * sizeof *keys);
-    memcpy(vals, tv, n * sizeof *vals);
-}
-
-/* Sorts vals by keys in place; reverse keeps stability like Python's sort(reverse=True). */
-static int sort_by(jx_vm *vm, jv *keys, jv *vals, size_t n, int reverse) {
-    jv *tk = jx_alloc(&vm->arena, (n + 1) * sizeof *tk), *tv = jx_alloc(&vm->arena, (n + 1) * sizeof *tv);
-    if (!tk || !tv) return oom(vm);
-    sort_ctx c = {vm, 0};
-    if (jx_tick(vm, n * 20)) return -1;
-    if (reverse) /* Python reverses, sorts stably, reverses again */
-        for (size_t i = 0; i < n / 2; i++) {
-            jv t = keys[i]; keys[i] = keys[n - 1 - i]; keys[n - 1 - i] = t;
-            t = vals[i]; vals[i] = vals[n - 1 - i]; vals[n - 1 - i] = t;
-        }
-    merge_sort(&c, keys, vals, tk, tv, n);
-    if (c.failed) return -1;
-    if (reverse)
-        for (size_t i = 0; i < n / 2; i++) {
-            jv t = vals[i]; vals[i] = vals[n - 1 - i]; vals[n - 1 - i] = t;
-        }
-    return 0;
+static int opt_bool(fargs *a, int i, int def) {
+    return a->has[i] ? jx_truthy(a->v[i]) : def;
 }
 
 /* ---- filters ---- */
@@ -123,38 +40,20 @@ static int f_abs(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *o
     if (in.type == JV_INT) {
         if (in.u.i == INT64_MIN) return jx_fail(vm, "OverflowError: abs of the smallest integer");
         *out = jv_int(in.u.i < 0 ? -in.u.i : in.u.i);
-    } else if (in.type == JV_BOOL) *out = jv_int(in.u.b);
-    else if (in.type == JV_FLOAT) *out = jv_float(fabs(in.u.f));
-    else return jx_fail(vm, "TypeError: bad operand type for abs(): '%s'", jx_type_name(in));
+    } else if (in.type == JV_BOOL)
+        *out = jv_int(in.u.b);
+    else if (in.type == JV_FLOAT)
+        *out = jv_float(fabs(in.u.f));
+    else
+        return jx_fail(vm, "TypeError: bad operand type for abs(): '%s'", jx_type_name(in));
     return 0;
 }
 
 static int f_attr(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
-    if (!a->has[0] || a->v[0].type != JV_STR) return jx_fail(vm, "TypeError: attr() needs a name string");
+    if (!a->has[0] || a->v[0].type != JV_STR)
+        return jx_fail(vm, "TypeError: attr() needs a name string");
     return jx_getattr(vm, in, a->v[0].u.s->s, a->v[0].u.s->len, out);
-}
-
-static int f_batch(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
-    (void)kn, (void)kv, (void)nk;
-    jlist *items, *res = jx_list_new(&vm->arena, JL_GEN, 0), *cur = NULL;
-    if (!a->has[0] || a->v[0].type != JV_INT || a->v[0].u.i <= 0)
-        return jx_fail(vm, "TypeError: batch() needs a positive line count");
-    if (!res || jx_iterate(vm, in, &items)) return res ? -1 : oom(vm);
-    size_t per = (size_t)a->v[0].u.i;
-    for (size_t i = 0; i < items->n; i++) {
-        if (!cur) {
-            if (!(cur = jx_list_new(&vm->arena, JL_LIST, 0))) return oom(vm);
-            jv lv = {JV_LIST, {.l = cur}};
-            if (jx_list_push(&vm->arena, res, lv)) return oom(vm);
-        }
-        if (jx_list_push(&vm->arena, cur, items->v[i])) return oom(vm);
-        if (cur->n == per) cur = NULL;
-    }
-    if (cur && a->has[1])
-        while (cur->n < per)
-            if (jx_list_push(&vm->arena, cur, a->v[1])) return oom(vm);
-    return ret_list(res, out);
 }
 
 static int f_case(jx_vm *vm, jv in, int mode, jv *out) {
@@ -187,8 +86,9 @@ static int f_title(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv 
         size_t k = utf8_decode(s.u.s->s + i, s.u.s->len - i, &cp);
         if (!k) cp = (unsigned char)s.u.s->s[i], k = 1;
         int sep = jx_is_space(cp) || cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<';
-        uint32_t r = sep ? cp : (uint32_t)(at_start ? utf8proc_toupper((utf8proc_int32_t)cp)
-                                                    : utf8proc_tolower((utf8proc_int32_t)cp));
+        uint32_t r = sep ? cp
+                         : (uint32_t)(at_start ? utf8proc_toupper((utf8proc_int32_t)cp)
+                                               : utf8proc_tolower((utf8proc_int32_t)cp));
         char tmp[4];
         buf_append(&b, tmp, utf8_encode(r, tmp));
         at_start = sep;
@@ -205,8 +105,12 @@ static int f_center(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv
     if (as_str(vm, in, &s)) return -1;
     int64_t width = a->has[0] && a->v[0].type == JV_INT ? a->v[0].u.i : 80;
     int64_t len = (int64_t)jx_utf8_count(s.u.s->s, s.u.s->len);
-    if (width > JX_MAX_OUTPUT_BYTES) return jx_fail(vm, "ValueError: center width %lld is too large", (long long)width);
-    if (width <= len) { *out = s; return 0; }
+    if (width > JX_MAX_OUTPUT_BYTES)
+        return jx_fail(vm, "ValueError: center width %lld is too large", (long long)width);
+    if (width <= len) {
+        *out = s;
+        return 0;
+    }
     int64_t marg = width - len, left = marg / 2 + (marg & width & 1);
     buf b = BUF_INIT;
     for (int64_t i = 0; i < left; i++) buf_putc(&b, ' ');
@@ -233,33 +137,8 @@ static int f_default(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, j
     return 0;
 }
 
-static int f_dictsort(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
-    (void)kn, (void)kv, (void)nk;
-    if (in.type != JV_DICT || in.u.d->kind != JD_DICT)
-        return jx_fail(vm, "TypeError: dictsort needs a mapping, got %s", jx_type_name(in));
-    int by_value = 0;
-    if (a->has[1]) {
-        if (a->v[1].type == JV_STR && !strcmp(a->v[1].u.s->s, "value")) by_value = 1;
-        else if (!(a->v[1].type == JV_STR && !strcmp(a->v[1].u.s->s, "key")))
-            return jx_fail(vm, "FilterArgumentError: You can only sort by either \"key\" or \"value\"");
-    }
-    jdict *d = in.u.d;
-    jv *keys = jx_alloc(&vm->arena, (d->n + 1) * sizeof *keys), *vals = jx_alloc(&vm->arena, (d->n + 1) * sizeof *vals);
-    jlist *l = jx_list_new(&vm->arena, JL_LIST, d->n);
-    if (!keys || !vals || !l) return oom(vm);
-    for (size_t i = 0; i < d->n; i++) {
-        jlist *t = jx_list_new(&vm->arena, JL_TUPLE, 2);
-        if (!t) return oom(vm);
-        t->v[0] = d->k[i], t->v[1] = d->v[i], t->n = 2;
-        vals[i].type = JV_LIST, vals[i].u.l = t;
-        if (lower_key(vm, by_value ? d->v[i] : d->k[i], opt_bool(a, 0, 0), &keys[i])) return -1;
-    }
-    if (sort_by(vm, keys, vals, d->n, opt_bool(a, 2, 0))) return -1;
-    memcpy(l->v, vals, d->n * sizeof *vals);
-    l->n = d->n;
-    return ret_list(l, out);
-}
-
+/* HTML-escapes str(in) into a Markup string (& < > " '); Markup input is
+ * returned unchanged. 0 or JX_ERR. */
 int jx_html_escape(jx_vm *vm, jv in, jv *out) {
     jv s;
     if (in.type == JV_STR && in.u.s->markup) {
@@ -270,12 +149,18 @@ int jx_html_escape(jx_vm *vm, jv in, jv *out) {
     buf b = BUF_INIT;
     for (size_t i = 0; i < s.u.s->len; i++) {
         char c = s.u.s->s[i];
-        if (c == '&') buf_puts(&b, "&amp;");
-        else if (c == '<') buf_puts(&b, "&lt;");
-        else if (c == '>') buf_puts(&b, "&gt;");
-        else if (c == '"') buf_puts(&b, "&#34;");
-        else if (c == '\'') buf_puts(&b, "&#39;");
-        else buf_putc(&b, c);
+        if (c == '&')
+            buf_puts(&b, "&amp;");
+        else if (c == '<')
+            buf_puts(&b, "&lt;");
+        else if (c == '>')
+            buf_puts(&b, "&gt;");
+        else if (c == '"')
+            buf_puts(&b, "&#34;");
+        else if (c == '\'')
+            buf_puts(&b, "&#39;");
+        else
+            buf_putc(&b, c);
     }
     int rc = b.oom ? oom(vm) : jx_str(vm, b.data ? b.data : "", b.len, out);
     buf_free(&b);
@@ -301,8 +186,6 @@ static int f_last(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *
     jlist *items;
     if (in.type == JV_LIST && in.u.l->kind == JL_GEN)
         return jx_fail(vm, "TypeError: 'generator' object is not reversible");
-    if (in.type == JV_DICT && in.u.d->kind == JD_DICT)
-        return jx_fail(vm, "TypeError: 'dict' object is not reversible");
     if (jx_iterate(vm, in, &items)) return -1;
     *out = items->n ? items->v[items->n - 1] : jv_undef("No last item, sequence was empty.");
     return 0;
@@ -323,12 +206,23 @@ static int f_float(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv 
     jv def = a->has[0] ? a->v[0] : jv_float(0.0);
     double d;
     switch (in.type) {
-    case JV_UNDEF: return jx_undef_fail(vm, in);
-    case JV_INT: *out = jv_float((double)in.u.i); return 0;
-    case JV_BOOL: *out = jv_float(in.u.b); return 0;
-    case JV_FLOAT: *out = in; return 0;
-    case JV_STR: *out = parse_float(in.u.s->s, &d) ? def : jv_float(d); return 0;
-    default: *out = def; return 0;
+    case JV_UNDEF:
+        return jx_undef_fail(vm, in);
+    case JV_INT:
+        *out = jv_float((double)in.u.i);
+        return 0;
+    case JV_BOOL:
+        *out = jv_float(in.u.b);
+        return 0;
+    case JV_FLOAT:
+        *out = in;
+        return 0;
+    case JV_STR:
+        *out = parse_float(in.u.s->s, &d) ? def : jv_float(d);
+        return 0;
+    default:
+        *out = def;
+        return 0;
     }
 }
 
@@ -337,12 +231,19 @@ static int f_int(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *o
     jv def = a->has[0] ? a->v[0] : jv_int(0);
     int base = a->has[1] && a->v[1].type == JV_INT ? (int)a->v[1].u.i : 10;
     switch (in.type) {
-    case JV_UNDEF: return jx_undef_fail(vm, in);
-    case JV_INT: *out = in; return 0;
-    case JV_BOOL: *out = jv_int(in.u.b); return 0;
+    case JV_UNDEF:
+        return jx_undef_fail(vm, in);
+    case JV_INT:
+        *out = in;
+        return 0;
+    case JV_BOOL:
+        *out = jv_int(in.u.b);
+        return 0;
     case JV_FLOAT:
-        if (!isfinite(in.u.f) || fabs(in.u.f) >= 9.2e18) *out = def;
-        else *out = jv_int((int64_t)in.u.f);
+        if (!isfinite(in.u.f) || fabs(in.u.f) >= 9.2e18)
+            *out = def;
+        else
+            *out = jv_int((int64_t)in.u.f);
         return 0;
     case JV_STR: {
         char tmp[80];
@@ -356,26 +257,38 @@ static int f_int(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *o
         char *end;
         if (w && base >= 2 && base <= 36) {
             long long v = strtoll(tmp, &end, base);
-            if (!*end && end != tmp) { *out = jv_int(v); return 0; }
+            if (!*end && end != tmp) {
+                *out = jv_int(v);
+                return 0;
+            }
         }
         double d;
-        if (!parse_float(in.u.s->s, &d) && isfinite(d) && fabs(d) < 9.2e18) *out = jv_int((int64_t)d);
-        else *out = def;
+        if (!parse_float(in.u.s->s, &d) && isfinite(d) && fabs(d) < 9.2e18)
+            *out = jv_int((int64_t)d);
+        else
+            *out = def;
         return 0;
     }
-    default: *out = def; return 0;
+    default:
+        *out = def;
+        return 0;
     }
 }
 
 static int f_indent(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
     jv s;
+    if (in.type == JV_UNDEF) return jx_undef_fail(vm, in);
+    if (in.type != JV_STR) /* jinja2 appends "\n" to the value first */
+        return jx_fail(vm, "TypeError: indent needs a string, got %s", jx_type_name(in));
     if (as_str(vm, in, &s)) return -1;
     buf ind = BUF_INIT, b = BUF_INIT;
-    if (a->has[0] && a->v[0].type == JV_STR) buf_append(&ind, a->v[0].u.s->s, a->v[0].u.s->len);
+    if (a->has[0] && a->v[0].type == JV_STR)
+        buf_append(&ind, a->v[0].u.s->s, a->v[0].u.s->len);
     else {
         int64_t w = a->has[0] && a->v[0].type == JV_INT ? a->v[0].u.i : 4;
-        if (w > 1000) return jx_fail(vm, "ValueError: indent width %lld is too large", (long long)w);
+        if (w > 1000)
+            return jx_fail(vm, "ValueError: indent width %lld is too large", (long long)w);
         for (int64_t i = 0; i < w; i++) buf_putc(&ind, ' ');
     }
     int first = opt_bool(a, 1, 0), blank = opt_bool(a, 2, 0);
@@ -435,7 +348,7 @@ static int f_join(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *
     buf b = BUF_INIT;
     for (size_t i = 0; i < items->n; i++) {
         jv v = items->v[i];
-        if (a->has[1] && a->v[1].type != JV_NONE && get_path(vm, v, a->v[1], &v)) goto fail;
+        if (a->has[1] && a->v[1].type != JV_NONE && jx_get_path(vm, v, a->v[1], &v)) goto fail;
         if (i) buf_append(&b, sep.u.s->s, sep.u.s->len);
         if (jx_to_str(vm, v, &b)) goto fail;
     }
@@ -450,7 +363,6 @@ fail:
 static int f_list(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)a, (void)kn, (void)kv, (void)nk;
     jlist *items;
-    if (in.type == JV_UNDEF) return jx_undef_fail(vm, in);
     if (jx_iterate(vm, in, &items)) return -1;
     jlist *l = jx_list_new(&vm->arena, JL_LIST, items->n);
     if (!l) return oom(vm);
@@ -466,53 +378,28 @@ static int f_map(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *o
     jv attr = jv_none(), def = jv_undef(NULL);
     int has_def = 0;
     for (size_t k = 0; k < nk; k++) {
-        if (!strcmp(kn[k]->s, "attribute")) attr = kv[k];
-        else if (!strcmp(kn[k]->s, "default")) def = kv[k], has_def = 1;
+        if (!strcmp(kn[k]->s, "attribute"))
+            attr = kv[k];
+        else if (!strcmp(kn[k]->s, "default"))
+            def = kv[k], has_def = 1;
     }
     if (attr.type == JV_NONE && !a->n_rest)
         return jx_fail(vm, "FilterArgumentError: map requires a filter argument");
     for (size_t i = 0; i < items->n; i++) {
         jv r;
         if (attr.type != JV_NONE) {
-            if (get_path(vm, items->v[i], attr, &r)) return -1;
+            if (jx_get_path(vm, items->v[i], attr, &r)) return -1;
             if (r.type == JV_UNDEF && has_def) r = def;
         } else {
             jv name = a->rest[0];
-            if (name.type != JV_STR) return jx_fail(vm, "TypeError: map filter name must be a string");
-            if (jx_filter(vm, name.u.s->s, items->v[i], a->rest + 1, a->n_rest - 1, kn, kv, nk, &r)) return -1;
+            if (name.type != JV_STR)
+                return jx_fail(vm, "TypeError: map filter name must be a string");
+            if (jx_filter(vm, name.u.s->s, items->v[i], a->rest + 1, a->n_rest - 1, kn, kv, nk, &r))
+                return -1;
         }
         res->v[res->n++] = r;
     }
     return ret_list(res, out);
-}
-
-static int f_minmax(jx_vm *vm, jv in, fargs *a, int want_max, jv *out) {
-    jlist *items;
-    if (jx_iterate(vm, in, &items)) return -1;
-    if (!items->n) {
-        *out = jv_undef("No aggregated item, sequence was empty.");
-        return 0;
-    }
-    size_t best = 0;
-    jv bk = jv_none();
-    for (size_t i = 0; i < items->n; i++) {
-        jv k = items->v[i];
-        if (a->has[1] && a->v[1].type != JV_NONE && get_path(vm, k, a->v[1], &k)) return -1;
-        if (lower_key(vm, k, opt_bool(a, 0, 0), &k)) return -1;
-        int r = 0;
-        if (i && jx_compare(vm, k, bk, want_max ? JOP_GT : JOP_LT, &r)) return -1;
-        if (!i || r) best = i, bk = k;
-    }
-    *out = items->v[best];
-    return 0;
-}
-static int f_max(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
-    (void)kn, (void)kv, (void)nk;
-    return f_minmax(vm, in, a, 1, out);
-}
-static int f_min(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
-    (void)kn, (void)kv, (void)nk;
-    return f_minmax(vm, in, a, 0, out);
 }
 
 /* select/reject/selectattr/rejectattr share one body. */
@@ -523,19 +410,22 @@ static int do_select(jx_vm *vm, jv in, fargs *a, int by_attr, int want, jv *out)
     size_t pos = 0;
     jv attr = jv_none();
     if (by_attr) {
-        if (!a->n_rest) return jx_fail(vm, "TypeError: selectattr/rejectattr need an attribute name");
+        if (!a->n_rest)
+            return jx_fail(vm, "TypeError: selectattr/rejectattr need an attribute name");
         attr = a->rest[pos++];
     }
     const char *test = NULL;
     if (pos < a->n_rest) {
-        if (a->rest[pos].type != JV_STR) return jx_fail(vm, "TypeError: test name must be a string");
+        if (a->rest[pos].type != JV_STR)
+            return jx_fail(vm, "TypeError: test name must be a string");
         test = a->rest[pos++].u.s->s;
-        if (!jx_has_test(test)) return jx_fail(vm, "TemplateRuntimeError: No test named '%s'.", test);
+        if (!jx_has_test(test))
+            return jx_fail(vm, "TemplateRuntimeError: No test named '%s'.", test);
     }
     for (size_t i = 0; i < items->n; i++) {
         jv v = items->v[i];
         int r;
-        if (by_attr && get_path(vm, v, attr, &v)) return -1;
+        if (by_attr && jx_get_path(vm, v, attr, &v)) return -1;
         if (test) {
             if (jx_test(vm, test, v, a->rest + pos, a->n_rest - pos, &r)) return -1;
         } else {
@@ -567,7 +457,8 @@ int jx_replace(jx_vm *vm, jv self, jv old, jv new_, int64_t count, jv *out);
 static int f_replace(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
     jv s, o, n;
-    if (!a->has[0] || !a->has[1]) return jx_fail(vm, "TypeError: replace() needs old and new strings");
+    if (!a->has[0] || !a->has[1])
+        return jx_fail(vm, "TypeError: replace() needs old and new strings");
     if (as_str(vm, in, &s) || as_str(vm, a->v[0], &o) || as_str(vm, a->v[1], &n)) return -1;
     int64_t count = a->has[2] && a->v[2].type == JV_INT ? a->v[2].u.i : -1;
     return jx_replace(vm, s, o, n, count, out);
@@ -612,8 +503,10 @@ static int f_round(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv 
     if (prec > 300) prec = 300;
     if (prec < -300) prec = -300;
     double m = pow(10.0, (double)prec), r;
-    if (!strcmp(method, "ceil")) r = ceil(x * m) / m;
-    else if (!strcmp(method, "floor")) r = floor(x * m) / m;
+    if (!strcmp(method, "ceil"))
+        r = ceil(x * m) / m;
+    else if (!strcmp(method, "floor"))
+        r = floor(x * m) / m;
     else if (prec >= 0 && isfinite(x)) {
         char tmp[400];
         snprintf(tmp, sizeof tmp, "%.*f", (int)prec, x); /* correctly rounded, half-even */
@@ -637,25 +530,6 @@ static int f_safe(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *
     return 0;
 }
 
-static int f_sort(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
-    (void)kn, (void)kv, (void)nk;
-    jlist *items;
-    if (jx_iterate(vm, in, &items)) return -1;
-    size_t n = items->n;
-    jlist *l = jx_list_new(&vm->arena, JL_LIST, n);
-    jv *keys = jx_alloc(&vm->arena, (n + 1) * sizeof *keys);
-    if (!l || !keys) return oom(vm);
-    for (size_t i = 0; i < n; i++) {
-        jv k = items->v[i];
-        if (a->has[2] && a->v[2].type != JV_NONE && get_path(vm, k, a->v[2], &k)) return -1;
-        if (lower_key(vm, k, opt_bool(a, 1, 0), &keys[i])) return -1;
-        l->v[i] = items->v[i];
-    }
-    l->n = n;
-    if (sort_by(vm, keys, l->v, n, opt_bool(a, 0, 0))) return -1;
-    return ret_list(l, out);
-}
-
 static int f_string(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)a, (void)kn, (void)kv, (void)nk;
     return as_str(vm, in, out);
@@ -670,20 +544,6 @@ static int f_pprint(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv
     return rc;
 }
 
-static int f_sum(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
-    (void)kn, (void)kv, (void)nk;
-    jlist *items;
-    if (jx_iterate(vm, in, &items)) return -1;
-    jv acc = a->has[1] ? a->v[1] : jv_int(0);
-    for (size_t i = 0; i < items->n; i++) {
-        jv v = items->v[i];
-        if (a->has[0] && a->v[0].type != JV_NONE && get_path(vm, v, a->v[0], &v)) return -1;
-        if (jx_binop(vm, JOP_ADD, acc, v, &acc)) return -1;
-    }
-    *out = acc;
-    return 0;
-}
-
 static int f_tojson(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
     int ensure_ascii = opt_bool(a, 0, 0), indent_set = 0, sort_keys = opt_bool(a, 3, 0);
@@ -693,10 +553,12 @@ static int f_tojson(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv
         jv w = a->v[1];
         indent_set = 1;
         item_sep = ",";
-        if (w.type == JV_STR) buf_append(&ind, w.u.s->s, w.u.s->len);
+        if (w.type == JV_STR)
+            buf_append(&ind, w.u.s->s, w.u.s->len);
         else if (w.type == JV_INT || w.type == JV_BOOL) {
             int64_t k = w.type == JV_INT ? w.u.i : w.u.b;
-            if (k > 1000) return jx_fail(vm, "ValueError: tojson indent %lld is too large", (long long)k);
+            if (k > 1000)
+                return jx_fail(vm, "ValueError: tojson indent %lld is too large", (long long)k);
             for (int64_t i = 0; i < k; i++) buf_putc(&ind, ' ');
         } else {
             return jx_fail(vm, "TypeError: tojson indent must be an int or a string");
@@ -705,14 +567,16 @@ static int f_tojson(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv
     jv seps[2];
     if (a->has[2] && a->v[2].type != JV_NONE) {
         jv s = a->v[2];
-        if (s.type != JV_LIST || s.u.l->n != 2 || s.u.l->v[0].type != JV_STR || s.u.l->v[1].type != JV_STR) {
+        if (s.type != JV_LIST || s.u.l->n != 2 || s.u.l->v[0].type != JV_STR ||
+            s.u.l->v[1].type != JV_STR) {
             buf_free(&ind);
             return jx_fail(vm, "TypeError: tojson separators must be a pair of strings");
         }
         seps[0] = s.u.l->v[0], seps[1] = s.u.l->v[1];
         item_sep = seps[0].u.s->s, key_sep = seps[1].u.s->s;
     }
-    int rc = jx_tojson(vm, in, ind.data ? ind.data : "", indent_set, item_sep, key_sep, sort_keys, ensure_ascii, &b);
+    int rc = jx_tojson(vm, in, ind.data ? ind.data : "", indent_set, item_sep, key_sep, sort_keys,
+                       ensure_ascii, &b);
     if (!rc) rc = jx_str(vm, b.data ? b.data : "", b.len, out);
     buf_free(&b);
     buf_free(&ind);
@@ -723,21 +587,37 @@ static int f_trim(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *
     (void)kn, (void)kv, (void)nk;
     jv s, c = a->has[0] ? a->v[0] : jv_none();
     if (as_str(vm, in, &s)) return -1;
-    if (c.type != JV_NONE && c.type != JV_STR) return jx_fail(vm, "TypeError: strip arg must be None or str");
+    if (c.type != JV_NONE && c.type != JV_STR)
+        return jx_fail(vm, "TypeError: strip arg must be None or str");
     return jx_strip(vm, s, c.type == JV_STR ? c.u.s : NULL, 1, 1, out);
 }
 
 static int f_truncate(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
     jv s;
+    int64_t dummy;
+    if (in.type != JV_STR) { /* jinja2 takes len() of the value as it is */
+        int64_t lim = (a->has[0] && a->v[0].type == JV_INT ? a->v[0].u.i : 255) +
+                      (a->has[3] && a->v[3].type == JV_INT ? a->v[3].u.i : 5);
+        if (jx_len(vm, in, &dummy)) return -1;
+        if (dummy <= lim) return *out = in, 0;
+        return jx_fail(vm, "AttributeError: '%s' object has no attribute 'rsplit'",
+                       jx_type_name(in));
+    }
     if (as_str(vm, in, &s)) return -1;
     int64_t length = a->has[0] && a->v[0].type == JV_INT ? a->v[0].u.i : 255;
     int killwords = opt_bool(a, 1, 0);
     const char *end = a->has[2] && a->v[2].type == JV_STR ? a->v[2].u.s->s : "...";
     int64_t leeway = a->has[3] && a->v[3].type == JV_INT ? a->v[3].u.i : 5;
-    int64_t n = (int64_t)jx_utf8_count(s.u.s->s, s.u.s->len), el = (int64_t)jx_utf8_count(end, strlen(end));
-    if (length < el) return jx_fail(vm, "AssertionError: expected length >= %lld, got %lld", (long long)el, (long long)length);
-    if (n <= length + leeway) { *out = s; return 0; }
+    int64_t n = (int64_t)jx_utf8_count(s.u.s->s, s.u.s->len),
+            el = (int64_t)jx_utf8_count(end, strlen(end));
+    if (length < el)
+        return jx_fail(vm, "AssertionError: expected length >= %lld, got %lld", (long long)el,
+                       (long long)length);
+    if (n <= length + leeway) {
+        *out = s;
+        return 0;
+    }
     size_t cut = 0;
     for (int64_t c = 0; c < length - el && cut < s.u.s->len; c++) {
         cut++;
@@ -754,28 +634,6 @@ static int f_truncate(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, 
     int rc = b.oom ? oom(vm) : jx_str(vm, b.data, b.len, out);
     buf_free(&b);
     return rc;
-}
-
-static int f_unique(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
-    (void)kn, (void)kv, (void)nk;
-    jlist *items, *res, *seen;
-    if (jx_iterate(vm, in, &items)) return -1;
-    if (!(res = jx_list_new(&vm->arena, JL_GEN, items->n)) || !(seen = jx_list_new(&vm->arena, JL_LIST, items->n)))
-        return oom(vm);
-    for (size_t i = 0; i < items->n; i++) {
-        jv k = items->v[i];
-        if (a->has[1] && a->v[1].type != JV_NONE && get_path(vm, k, a->v[1], &k)) return -1;
-        if (lower_key(vm, k, opt_bool(a, 0, 0), &k)) return -1;
-        if (k.type == JV_LIST && k.u.l->kind != JL_TUPLE) return jx_fail(vm, "TypeError: unhashable type: 'list'");
-        if (k.type == JV_DICT) return jx_fail(vm, "TypeError: unhashable type: 'dict'");
-        int dup = 0;
-        if (jx_tick(vm, seen->n)) return -1;
-        for (size_t j = 0; j < seen->n && !dup; j++) dup = jx_equal(seen->v[j], k);
-        if (dup) continue;
-        seen->v[seen->n++] = k;
-        res->v[res->n++] = items->v[i];
-    }
-    return ret_list(res, out);
 }
 
 static int f_wordcount(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
@@ -814,19 +672,20 @@ static int f_format(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv
 static const filter_def filters[] = {
     {"abs", f_abs, {NULL}},
     {"attr", f_attr, {"name", NULL}},
-    {"batch", f_batch, {"linecount", "fill_with", NULL}},
+    {"batch", jx_f_batch, {"linecount", "fill_with", NULL}},
     {"capitalize", f_capitalize, {NULL}},
     {"center", f_center, {"width", NULL}},
     {"count", f_length, {NULL}},
     {"d", f_default, {"default_value", "boolean", NULL}},
     {"default", f_default, {"default_value", "boolean", NULL}},
-    {"dictsort", f_dictsort, {"case_sensitive", "by", "reverse", NULL}},
+    {"dictsort", jx_f_dictsort, {"case_sensitive", "by", "reverse", NULL}},
     {"e", f_escape, {NULL}},
     {"escape", f_escape, {NULL}},
     {"first", f_first, {NULL}},
     {"float", f_float, {"default", NULL}},
     {"forceescape", f_escape, {NULL}},
     {"format", f_format, {"*", NULL}},
+    {"groupby", jx_f_groupby, {"attribute", "default", "case_sensitive", NULL}},
     {"indent", f_indent, {"width", "first", "blank", NULL}},
     {"int", f_int, {"default", "base", NULL}},
     {"items", f_items, {NULL}},
@@ -836,8 +695,8 @@ static const filter_def filters[] = {
     {"list", f_list, {NULL}},
     {"lower", f_lower, {NULL}},
     {"map", f_map, {"*", NULL}},
-    {"max", f_max, {"case_sensitive", "attribute", NULL}},
-    {"min", f_min, {"case_sensitive", "attribute", NULL}},
+    {"max", jx_f_max, {"case_sensitive", "attribute", NULL}},
+    {"min", jx_f_min, {"case_sensitive", "attribute", NULL}},
     {"pprint", f_pprint, {NULL}},
     {"reject", f_reject, {"*", NULL}},
     {"rejectattr", f_rejectattr, {"*", NULL}},
@@ -847,24 +706,40 @@ static const filter_def filters[] = {
     {"safe", f_safe, {NULL}},
     {"select", f_select, {"*", NULL}},
     {"selectattr", f_selectattr, {"*", NULL}},
-    {"sort", f_sort, {"reverse", "case_sensitive", "attribute", NULL}},
+    {"sort", jx_f_sort, {"reverse", "case_sensitive", "attribute", NULL}},
     {"string", f_string, {NULL}},
-    {"sum", f_sum, {"attribute", "start", NULL}},
+    {"sum", jx_f_sum, {"attribute", "start", NULL}},
     {"title", f_title, {NULL}},
     {"tojson", f_tojson, {"ensure_ascii", "indent", "separators", "sort_keys", NULL}},
     {"trim", f_trim, {"chars", NULL}},
     {"truncate", f_truncate, {"length", "killwords", "end", "leeway", NULL}},
-    {"unique", f_unique, {"case_sensitive", "attribute", NULL}},
+    {"unique", jx_f_unique, {"case_sensitive", "attribute", NULL}},
     {"upper", f_upper, {NULL}},
     {"wordcount", f_wordcount, {NULL}},
 };
 
+/* See jinja_int.h: 1 if jinja2 has a filter of that name. */
+int jx_filter_known(const char *name) {
+    /* jinja2 built-ins this interpreter does not implement: they fail when run */
+    static const char *const others[] = {"filesizeformat", "random",    "slice",
+                                         "striptags",      "urlencode", "urlize",
+                                         "wordwrap",       "xmlattr",   NULL};
+    for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++)
+        if (!strcmp(filters[i].name, name)) return 1;
+    for (size_t i = 0; others[i]; i++)
+        if (!strcmp(others[i], name)) return 1;
+    return 0;
+}
+
+/* Runs filter name on in: binds args by position or keyword to the filter's
+ * parameters, then calls it. 0 or JX_ERR (unknown filter, bad arguments, or
+ * the filter's own Python-style error). */
 int jx_filter(jx_vm *vm, const char *name, jv in, jv *args, size_t n_args, jstr **kwnames,
               jv *kwvals, size_t n_kw, jv *out) {
     const filter_def *f = NULL;
     for (size_t i = 0; i < sizeof filters / sizeof filters[0] && !f; i++)
         if (!strcmp(filters[i].name, name)) f = &filters[i];
-    if (!f) return jx_fail(vm, "TemplateAssertionError: No filter named '%s'.", name);
+    if (!f) return jx_fail(vm, "TemplateRuntimeError: No filter named '%s' found.", name);
     fargs a;
     memset(&a, 0, sizeof a);
     size_t np = 0;
@@ -873,12 +748,15 @@ int jx_filter(jx_vm *vm, const char *name, jv in, jv *args, size_t n_args, jstr 
         a.rest = args, a.n_rest = n_args;
     } else {
         if (n_args > np)
-            return jx_fail(vm, "TypeError: filter '%s' takes at most %zu argument(s), %zu given", name, np, n_args);
+            return jx_fail(vm, "TypeError: filter '%s' takes at most %zu argument(s), %zu given",
+                           name, np, n_args);
         for (size_t i = 0; i < n_args; i++) a.v[i] = args[i], a.has[i] = 1;
         for (size_t k = 0; k < n_kw; k++) {
             size_t i = 0;
             while (i < np && strcmp(f->params[i], kwnames[k]->s)) i++;
-            if (i == np) return jx_fail(vm, "TypeError: filter '%s' got an unexpected keyword argument '%s'", name, kwnames[k]->s);
+            if (i == np)
+                return jx_fail(vm, "TypeError: filter '%s' got an unexpected keyword argument '%s'",
+                               name, kwnames[k]->s);
             a.v[i] = kwvals[k], a.has[i] = 1;
         }
     }

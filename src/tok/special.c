@@ -74,7 +74,8 @@ static int split_on(const tokenizer *t, const char *text, int32_t id, frags *in,
     return 0;
 }
 
-static int partition(const tokenizer *t, const char *text, size_t len, int parse_special, frags *res) {
+static int partition(const tokenizer *t, const char *text, size_t len, int parse_special,
+                     frags *res) {
     frags a = {0}, b = {0};
     int rc = 0;
     if (len && (rc = frags_push(&a, (frag){-1, 0, len}))) goto done;
@@ -101,7 +102,8 @@ int tok_encode(const tokenizer *t, const char *text, size_t len, int add_special
     *ids = NULL;
     *n_ids = 0;
     if (!text && len)
-        return err_set(err, err_size, INFERD_EINVAL, "tok_encode: text is NULL with length %zu", len);
+        return err_set(err, err_size, INFERD_EINVAL, "tok_encode: text is NULL with length %zu",
+                       len);
     frags fr = {0};
     tok_ids out = {0};
     tok_wcache *cache = len >= CACHE_MIN_BYTES ? tok_wcache_new() : NULL;
@@ -120,10 +122,15 @@ int tok_encode(const tokenizer *t, const char *text, size_t len, int add_special
         }
         switch (t->type) {
         case TOK_TYPE_SPM:
-            rc = tok_spm_encode(t, text + f->off, f->len, t->add_space_prefix && prev_special, &out, cache);
+            rc = tok_spm_encode(t, text + f->off, f->len, t->add_space_prefix && prev_special, &out,
+                                cache);
             break;
-        case TOK_TYPE_BPE: rc = tok_pre_encode(t, text + f->off, f->len, &out, cache); break;
-        case TOK_TYPE_WPM: rc = tok_wpm_encode(t, text + f->off, f->len, &out); break;
+        case TOK_TYPE_BPE:
+            rc = tok_pre_encode(t, text + f->off, f->len, &out, cache);
+            break;
+        case TOK_TYPE_WPM:
+            rc = tok_wpm_encode(t, text + f->off, f->len, &out);
+            break;
         }
         prev_special = 0;
     }
@@ -137,10 +144,12 @@ int tok_encode(const tokenizer *t, const char *text, size_t len, int add_special
 done:
     free(fr.v);
     tok_wcache_free(cache);
-    if (!rc && !out.v && !(out.v = malloc(sizeof *out.v))) rc = INFERD_ENOMEM; /* never NULL on success */
+    if (!rc && !out.v && !(out.v = malloc(sizeof *out.v)))
+        rc = INFERD_ENOMEM; /* never NULL on success */
     if (rc || out.oom) {
         free(out.v);
-        return err_set(err, err_size, rc ? rc : INFERD_ENOMEM, "tok_encode: out of memory (input of %zu bytes)", len);
+        return err_set(err, err_size, rc ? rc : INFERD_ENOMEM,
+                       "tok_encode: out of memory (input of %zu bytes)", len);
     }
     *ids = out.v;
     *n_ids = out.n;

@@ -18,7 +18,7 @@
 #include "tok/tok_int.h"
 
 #define SPACE_ESC "\xe2\x96\x81" /* U+2581 */
-#define SMALL_ESC 128           /* unit index of U+2581 among the small units */
+#define SMALL_ESC 128            /* unit index of U+2581 among the small units */
 
 typedef struct bigram {
     float score;
@@ -126,7 +126,8 @@ int tok_spm_build(tokenizer *t, char *err, size_t err_size) {
                 if (adj_insert(t, &adj_count, prev_k, prev_sid, k, sid)) goto oom;
                 int32_t a = tok_sid_find(t, s, o), b = tok_sid_find(t, s + o, len - o);
                 if (a >= 0 && b >= 0 &&
-                    tok_pair_insert(&t->pairs, &t->pair_mask, &pair_count, (uint32_t)a, (uint32_t)b, 0, canon))
+                    tok_pair_insert(&t->pairs, &t->pair_mask, &pair_count, (uint32_t)a, (uint32_t)b,
+                                    0, canon))
                     goto oom;
             }
             prev_k = k;
@@ -198,7 +199,8 @@ static int push_bytes(const tokenizer *t, const char *p, size_t n, tok_ids *out)
 }
 
 /* Merges one segment (units with no mergeable boundary to the outside). */
-static int encode_segment(const tokenizer *t, spm_scratch *s, const char *text, size_t len, tok_ids *out) {
+static int encode_segment(const tokenizer *t, spm_scratch *s, const char *text, size_t len,
+                          tok_ids *out) {
     size_t m = 0;
     for (size_t o = 0; o < len; m++) {
         size_t n = unit_len((unsigned char)text[o]);
@@ -244,8 +246,8 @@ static int encode_segment(const tokenizer *t, spm_scratch *s, const char *text, 
     return 0;
 }
 
-static int flush_segment(const tokenizer *t, spm_scratch *s, const char *seg, size_t n, tok_ids *out,
-                         tok_wcache *cache) {
+static int flush_segment(const tokenizer *t, spm_scratch *s, const char *seg, size_t n,
+                         tok_ids *out, tok_wcache *cache) {
     const int32_t *ids;
     size_t k;
     if (cache && tok_wcache_get(cache, seg, n, &ids, &k)) return tok_ids_append(out, ids, k);
@@ -257,8 +259,8 @@ static int flush_segment(const tokenizer *t, spm_scratch *s, const char *seg, si
 
 /* Tokenizes one raw-text fragment: escapes spaces (and prefixes one when
  * prefix_space), then merges segment by segment. Returns 0 or INFERD_ENOMEM. */
-int tok_spm_encode(const tokenizer *t, const char *raw, size_t raw_len, int prefix_space, tok_ids *out,
-                   tok_wcache *cache) {
+int tok_spm_encode(const tokenizer *t, const char *raw, size_t raw_len, int prefix_space,
+                   tok_ids *out, tok_wcache *cache) {
     size_t n_sp = 0;
     for (size_t i = 0; i < raw_len; i++) n_sp += raw[i] == ' ';
     size_t len = raw_len + 2 * n_sp + (prefix_space ? 3 : 0);
@@ -267,8 +269,10 @@ int tok_spm_encode(const tokenizer *t, const char *raw, size_t raw_len, int pref
     size_t o = 0;
     if (prefix_space) memcpy(text + o, SPACE_ESC, 3), o += 3;
     for (size_t i = 0; i < raw_len; i++) {
-        if (raw[i] == ' ') memcpy(text + o, SPACE_ESC, 3), o += 3;
-        else text[o++] = raw[i];
+        if (raw[i] == ' ')
+            memcpy(text + o, SPACE_ESC, 3), o += 3;
+        else
+            text[o++] = raw[i];
     }
     spm_scratch s = {0};
     int rc = 0;

@@ -61,32 +61,33 @@ typedef struct tok_wcache tok_wcache;
 
 struct tokenizer {
     enum tok_type type;
-    int pre;            /* enum tok_pre (pretok.c) */
+    int pre; /* enum tok_pre (pretok.c) */
     char model_name[16];
-    char *pre_name;     /* owned */
+    char *pre_name; /* owned */
 
     uint32_t n_vocab;
-    uint32_t n_str;     /* n_vocab + extra strings */
+    uint32_t n_str; /* n_vocab + extra strings */
     uint32_t cap_str;
-    char *text;         /* all string bytes, owned */
+    char *text; /* all string bytes, owned */
     size_t text_len, text_cap;
-    tok_str *str;       /* [n_str] */
-    float *score;       /* [n_vocab] */
-    uint32_t *attr;     /* [n_vocab] */
-    uint8_t *eog;       /* [n_vocab]: 1 if end of generation */
-    uint32_t *hash;     /* open addressing: sid + 1, 0 = empty */
+    tok_str *str;   /* [n_str] */
+    float *score;   /* [n_vocab] */
+    uint32_t *attr; /* [n_vocab] */
+    uint8_t *eog;   /* [n_vocab]: 1 if end of generation */
+    uint32_t *hash; /* open addressing: sid + 1, 0 = empty */
     size_t hash_mask;
     uint32_t max_token_len;
 
     /* pieces (special = 1 form), precomputed */
     char *piece;
-    tok_str *piece_at;  /* [n_vocab] */
+    tok_str *piece_at; /* [n_vocab] */
 
     int32_t bos, eos, eot, eom, unk, sep, pad, mask;
     int32_t fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
     int add_bos, add_eos, add_space_prefix, ignore_merges, clean_spaces, remove_extra_ws;
+    int nfc; /* BPE: NFC-normalize fragments first (Qwen2's HF normalizer) */
 
-    int32_t *special;   /* CONTROL | USER_DEFINED | UNKNOWN ids, longest text first */
+    int32_t *special; /* CONTROL | USER_DEFINED | UNKNOWN ids, longest text first */
     size_t n_special;
 
     /* merges: (left sid, right sid) -> result (BPE ranks, SPM token splits) */
@@ -105,8 +106,10 @@ struct tokenizer {
     tok_pair *adj;
     size_t adj_mask;
 
-    /* pre-tokenizer: compiled pcre2 codes (pcre2_code_8 *) */
+    /* pre-tokenizer: compiled pcre2 codes (pcre2_code_8 *); re_kind says
+     * when presplit.c has a hand-written splitter for that regex */
     void *re[TOK_MAX_REGEX];
+    int re_kind[TOK_MAX_REGEX];
     int n_re;
 };
 
@@ -114,12 +117,14 @@ struct tokenizer {
 uint64_t tok_hash_bytes(const char *s, size_t n);
 /* sid of s[0..n), or -1. */
 int32_t tok_sid_find(const tokenizer *t, const char *s, size_t n);
-static inline const char *tok_str_data(const tokenizer *t, uint32_t sid) { return t->text + t->str[sid].off; }
+static inline const char *tok_str_data(const tokenizer *t, uint32_t sid) {
+    return t->text + t->str[sid].off;
+}
 /* Adds a string (extra sid) if absent; returns its sid, or -1 out of memory. */
 int32_t tok_sid_intern(tokenizer *t, const char *s, size_t n);
 /* Pair map: insert (keeps an existing entry) and lookup (NULL when absent). */
-int tok_pair_insert(tok_pair **tab, size_t *mask, size_t *count, uint32_t a, uint32_t b, int32_t rank,
-                    int32_t result);
+int tok_pair_insert(tok_pair **tab, size_t *mask, size_t *count, uint32_t a, uint32_t b,
+                    int32_t rank, int32_t result);
 const tok_pair *tok_pair_find(const tok_pair *tab, size_t mask, uint32_t a, uint32_t b);
 
 /* ---- ids ---- */
@@ -137,8 +142,8 @@ void tok_wcache_put(tok_wcache *c, const char *key, size_t len, const int32_t *i
 /* ---- spm.c ---- */
 int tok_spm_build(tokenizer *t, char *err, size_t err_size);
 /* Tokenizes one raw fragment (escapes spaces to U+2581; prefix_space adds one first). */
-int tok_spm_encode(const tokenizer *t, const char *raw, size_t raw_len, int prefix_space, tok_ids *out,
-                   tok_wcache *cache);
+int tok_spm_encode(const tokenizer *t, const char *raw, size_t raw_len, int prefix_space,
+                   tok_ids *out, tok_wcache *cache);
 
 /* ---- bpe.c ---- */
 /* Per-call scratch of the BPE merge (symbols, heap, encoded word). */
@@ -166,7 +171,21 @@ int tok_pre_select(tokenizer *t, const char *name, char *err, size_t err_size);
 int tok_pre_compile(tokenizer *t, char *err, size_t err_size);
 void tok_pre_free(tokenizer *t);
 /* Splits text into words with the chained regexes and BPE-encodes each. */
-int tok_pre_encode(const tokenizer *t, const char *text, size_t len, tok_ids *out, tok_wcache *cache);
+int tok_pre_encode(const tokenizer *t, const char *text, size_t len, tok_ids *out,
+                   tok_wcache *cache);
+
+/* Splits text with the chained regexes (fast = 0: PCRE2 only, even where
+ * presplit.c has a splitter) and stores the end offset of each final piece
+ * in ends[0..max). Returns the number of pieces (may exceed max), or a
+ * negative INFERD_E* code. For tests comparing the two paths. */
+long tok_pre_split_ends(const tokenizer *t, int fast, const char *text, size_t len, size_t *ends,
+                        size_t max);
+
+/* ---- presplit.c ---- */
+enum { TOK_SPLIT_PCRE = 0, TOK_SPLIT_GPT2, TOK_SPLIT_LLAMA3, TOK_SPLIT_QWEN2 };
+typedef int (*tok_piece_fn)(void *ctx, const char *s, size_t n);
+int tok_presplit_init(void);
+int tok_presplit(int kind, const char *s, size_t n, tok_piece_fn fn, void *ctx);
 
 /* ---- wpm.c ---- */
 int tok_wpm_encode(const tokenizer *t, const char *text, size_t len, tok_ids *out);

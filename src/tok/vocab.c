@@ -133,7 +133,8 @@ static int hash_grow(tokenizer *t, size_t want) {
 }
 
 static inline size_t pair_slot(uint32_t a, uint32_t b, size_t mask) {
-    uint64_t h = ((uint64_t)a << 32 | b) * 0x9e3779b97f4a7c15ULL; /* splitmix64's finalizer mixes all bits */
+    uint64_t h =
+        ((uint64_t)a << 32 | b) * 0x9e3779b97f4a7c15ULL; /* splitmix64's finalizer mixes all bits */
     h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
     h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
     return (size_t)(h ^ (h >> 31)) & mask;
@@ -142,8 +143,8 @@ static inline size_t pair_slot(uint32_t a, uint32_t b, size_t mask) {
 /* Inserts (a, b) -> (rank, result) unless (a, b) is present (the first, lowest
  * rank, entry wins, like std::map::emplace). Grows the table at half full.
  * Returns 0 or INFERD_ENOMEM. */
-int tok_pair_insert(tok_pair **tab, size_t *mask, size_t *count, uint32_t a, uint32_t b, int32_t rank,
-                    int32_t result) {
+int tok_pair_insert(tok_pair **tab, size_t *mask, size_t *count, uint32_t a, uint32_t b,
+                    int32_t rank, int32_t result) {
     if (!*tab || (*count + 1) * 2 > *mask + 1) {
         size_t cap = *tab ? (*mask + 1) * 2 : 4096;
         tok_pair *n = malloc(cap * sizeof *n);
@@ -183,6 +184,7 @@ const tok_pair *tok_pair_find(const tok_pair *tab, size_t mask, uint32_t a, uint
     }
 }
 
+/* Appends id (growing the list). Returns 0, or INFERD_ENOMEM with ids->oom set. */
 int tok_ids_push(tok_ids *ids, int32_t id) {
     if (ids->n == ids->cap) {
         size_t cap = ids->cap ? ids->cap * 2 : 64;
@@ -198,12 +200,17 @@ int tok_ids_push(tok_ids *ids, int32_t id) {
     return 0;
 }
 
+/* Appends v[0..n). Returns 0 or INFERD_ENOMEM. */
 int tok_ids_append(tok_ids *ids, const int32_t *v, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (tok_ids_push(ids, v[i])) return INFERD_ENOMEM;
     return 0;
 }
 
+/* See tokenizer.h. Steps in llama.cpp's order: model type and defaults,
+ * pre-tokenizer, tokens, merges/SPM tables, special ids, add_bos/add_eos,
+ * detection by text, special-token list, pieces, per-model attributes,
+ * regexes. On failure frees everything and leaves *out NULL. */
 int tok_load(const gguf_file *f, tokenizer **out, char *err, size_t err_size) {
     *out = NULL;
     int rc;
@@ -217,7 +224,8 @@ int tok_load(const gguf_file *f, tokenizer **out, char *err, size_t err_size) {
 
     gguf_str model;
     if (gguf_get_str(f, "tokenizer.ggml.model", &model)) {
-        rc = err_set(err, err_size, INFERD_EFORMAT, "tokenizer: key 'tokenizer.ggml.model' is missing or not a string");
+        rc = err_set(err, err_size, INFERD_EFORMAT,
+                     "tokenizer: key 'tokenizer.ggml.model' is missing or not a string");
         goto fail;
     }
     if (gguf_str_eq(model, "llama")) {
@@ -232,14 +240,16 @@ int tok_load(const gguf_file *f, tokenizer **out, char *err, size_t err_size) {
         t->type = TOK_TYPE_WPM;
         t->bos = 101, t->eos = -1, t->unk = 100, t->sep = 102, t->pad = 0, t->mask = 103;
         t->clean_spaces = 1, t->add_bos = 1;
-    } else if (gguf_str_eq(model, "t5") || gguf_str_eq(model, "rwkv") || gguf_str_eq(model, "no_vocab") ||
-               gguf_str_eq(model, "none")) {
-        rc = err_set(err, err_size, INFERD_EUNSUPPORTED, "tokenizer: tokenizer.ggml.model '%.*s' is not supported",
+    } else if (gguf_str_eq(model, "t5") || gguf_str_eq(model, "rwkv") ||
+               gguf_str_eq(model, "no_vocab") || gguf_str_eq(model, "none")) {
+        rc = err_set(err, err_size, INFERD_EUNSUPPORTED,
+                     "tokenizer: tokenizer.ggml.model '%.*s' is not supported",
                      (int)(model.len > 64 ? 64 : model.len), model.data);
         goto fail;
     } else {
-        rc = err_set(err, err_size, INFERD_EFORMAT, "tokenizer: unknown tokenizer.ggml.model '%.*s'",
-                     (int)(model.len > 64 ? 64 : model.len), model.data);
+        rc =
+            err_set(err, err_size, INFERD_EFORMAT, "tokenizer: unknown tokenizer.ggml.model '%.*s'",
+                    (int)(model.len > 64 ? 64 : model.len), model.data);
         goto fail;
     }
     snprintf(t->model_name, sizeof t->model_name, "%.*s", (int)model.len, model.data);
@@ -281,6 +291,7 @@ fail:
     return rc;
 }
 
+/* Frees t and everything it owns. Accepts NULL. */
 void tok_free(tokenizer *t) {
     if (!t) return;
     tok_pre_free(t);
@@ -304,9 +315,11 @@ static int load_tokens(tokenizer *t, const gguf_file *f, char *err, size_t err_s
     enum gguf_value_type et;
     uint64_t n;
     if (gguf_get_arr(f, "tokenizer.ggml.tokens", &et, &n) || et != GGUF_TYPE_STRING)
-        return err_set(err, err_size, INFERD_EFORMAT, "tokenizer: key 'tokenizer.ggml.tokens' is missing or not a string array");
+        return err_set(err, err_size, INFERD_EFORMAT,
+                       "tokenizer: key 'tokenizer.ggml.tokens' is missing or not a string array");
     if (n == 0 || n > MAX_TOKENS)
-        return err_set(err, err_size, INFERD_EFORMAT, "tokenizer: tokenizer.ggml.tokens has %llu entries (1..%u allowed)",
+        return err_set(err, err_size, INFERD_EFORMAT,
+                       "tokenizer: tokenizer.ggml.tokens has %llu entries (1..%u allowed)",
                        (unsigned long long)n, MAX_TOKENS);
     t->n_vocab = (uint32_t)n;
     const unsigned char *scores = NULL, *types = NULL;
@@ -314,14 +327,16 @@ static int load_tokens(tokenizer *t, const gguf_file *f, char *err, size_t err_s
     if (!gguf_get_arr(f, "tokenizer.ggml.scores", &et, &n2)) {
         if (et != GGUF_TYPE_FLOAT32 || n2 != n)
             return err_set(err, err_size, INFERD_EFORMAT,
-                           "tokenizer: tokenizer.ggml.scores must be %llu float32 values (has %llu of type %d)",
+                           "tokenizer: tokenizer.ggml.scores must be %llu float32 values (has %llu "
+                           "of type %d)",
                            (unsigned long long)n, (unsigned long long)n2, (int)et);
         scores = gguf_get_arr_data(f, "tokenizer.ggml.scores");
     }
     if (!gguf_get_arr(f, "tokenizer.ggml.token_type", &et, &n2)) {
         if ((et != GGUF_TYPE_INT32 && et != GGUF_TYPE_UINT32) || n2 != n)
             return err_set(err, err_size, INFERD_EFORMAT,
-                           "tokenizer: tokenizer.ggml.token_type must be %llu int32 values (has %llu of type %d)",
+                           "tokenizer: tokenizer.ggml.token_type must be %llu int32 values (has "
+                           "%llu of type %d)",
                            (unsigned long long)n, (unsigned long long)n2, (int)et);
         types = gguf_get_arr_data(f, "tokenizer.ggml.token_type");
     }
@@ -329,7 +344,8 @@ static int load_tokens(tokenizer *t, const gguf_file *f, char *err, size_t err_s
     t->attr = calloc(n, sizeof *t->attr);
     t->eog = calloc(n, 1);
     if (!t->score || !t->attr || !t->eog || hash_grow(t, n + n / 2))
-        return err_set(err, err_size, INFERD_ENOMEM, "tokenizer: out of memory for %llu tokens", (unsigned long long)n);
+        return err_set(err, err_size, INFERD_ENOMEM, "tokenizer: out of memory for %llu tokens",
+                       (unsigned long long)n);
     for (uint32_t i = 0; i < n; i++) {
         gguf_str s = gguf_get_arr_str(f, "tokenizer.ggml.tokens", i);
         char tmp[32];
@@ -340,7 +356,8 @@ static int load_tokens(tokenizer *t, const gguf_file *f, char *err, size_t err_s
             p = tmp;
         }
         if (t->text_len + len > MAX_TEXT_BYTES)
-            return err_set(err, err_size, INFERD_EFORMAT, "tokenizer: token texts exceed %u bytes", MAX_TEXT_BYTES);
+            return err_set(err, err_size, INFERD_EFORMAT, "tokenizer: token texts exceed %u bytes",
+                           MAX_TEXT_BYTES);
         if (str_add(t, p, len) < 0 || hash_put(t, i))
             return err_set(err, err_size, INFERD_ENOMEM, "tokenizer: out of memory");
         if (len > t->max_token_len) t->max_token_len = (uint32_t)len;
@@ -350,13 +367,27 @@ static int load_tokens(tokenizer *t, const gguf_file *f, char *err, size_t err_s
             int32_t ty;
             memcpy(&ty, types + 4 * (size_t)i, 4);
             switch (ty) {
-            case 1: a = TOK_ATTR_NORMAL; break;
-            case 2: a = TOK_ATTR_UNKNOWN; break;
-            case 3: a = TOK_ATTR_CONTROL; break;
-            case 4: a = TOK_ATTR_USER_DEFINED; break;
-            case 5: a = TOK_ATTR_UNUSED; break;
-            case 6: a = TOK_ATTR_BYTE; break;
-            default: a = TOK_ATTR_UNDEFINED; break;
+            case 1:
+                a = TOK_ATTR_NORMAL;
+                break;
+            case 2:
+                a = TOK_ATTR_UNKNOWN;
+                break;
+            case 3:
+                a = TOK_ATTR_CONTROL;
+                break;
+            case 4:
+                a = TOK_ATTR_USER_DEFINED;
+                break;
+            case 5:
+                a = TOK_ATTR_UNUSED;
+                break;
+            case 6:
+                a = TOK_ATTR_BYTE;
+                break;
+            default:
+                a = TOK_ATTR_UNDEFINED;
+                break;
             }
         }
         t->attr[i] = a;
@@ -421,24 +452,40 @@ static int text_in(const tokenizer *t, uint32_t id, const char *const *list) {
 /* EOT/EOM/FIM detection by text and the end-of-generation set (llama.cpp's
  * "auto-detect special tokens by text"). Detected tokens become CONTROL. */
 static void detect_special_by_text(tokenizer *t) {
-    static const char *const eot[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-                                      "<EOT>", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", NULL};
+    static const char *const eot[] = {"<|eot_id|>",
+                                      "<|im_end|>",
+                                      "<|end|>",
+                                      "<end_of_turn>",
+                                      "<|endoftext|>",
+                                      "<EOT>",
+                                      "<\xef\xbd\x9c"
+                                      "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
+                                      NULL};
     static const char *const eom[] = {"<|eom_id|>", NULL};
-    static const char *const fpre[] = {"<|fim_prefix|>", "<fim-prefix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>",
+    static const char *const fpre[] = {"<|fim_prefix|>", "<fim-prefix>",
+                                       "<\xef\xbd\x9c"
+                                       "fim\xe2\x96\x81"
+                                       "begin\xef\xbd\x9c>",
                                        "<PRE>", NULL};
-    static const char *const fsuf[] = {"<|fim_suffix|>", "<fim-suffix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81hole\xef\xbd\x9c>",
+    static const char *const fsuf[] = {"<|fim_suffix|>", "<fim-suffix>",
+                                       "<\xef\xbd\x9c"
+                                       "fim\xe2\x96\x81hole\xef\xbd\x9c>",
                                        "<SUF>", NULL};
-    static const char *const fmid[] = {"<|fim_middle|>", "<fim-middle>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>",
+    static const char *const fmid[] = {"<|fim_middle|>", "<fim-middle>",
+                                       "<\xef\xbd\x9c"
+                                       "fim\xe2\x96\x81"
+                                       "end\xef\xbd\x9c>",
                                        "<MID>", NULL};
     static const char *const fpad[] = {"<|fim_pad|>", "<fim-pad>", "<PAD>", NULL};
-    static const char *const frep[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", NULL};
+    static const char *const frep[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>",
+                                       NULL};
     static const char *const fsep[] = {"<|file_sep|>", NULL};
-    static const char *const eogs[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-                                       "<|eom_id|>", "<EOT>", NULL};
+    static const char *const eogs[] = {"<|eot_id|>",    "<|im_end|>", "<|end|>", "<end_of_turn>",
+                                       "<|endoftext|>", "<|eom_id|>", "<EOT>",   NULL};
     struct {
         int32_t *id;
         const char *const *list;
-    } det[] = {{&t->eot, eot}, {&t->eom, eom}, {&t->fim_pre, fpre}, {&t->fim_suf, fsuf},
+    } det[] = {{&t->eot, eot},      {&t->eom, eom},      {&t->fim_pre, fpre}, {&t->fim_suf, fsuf},
                {&t->fim_mid, fmid}, {&t->fim_pad, fpad}, {&t->fim_rep, frep}, {&t->fim_sep, fsep}};
     for (uint32_t id = 0; id < t->n_vocab; id++) {
         for (size_t k = 0; k < sizeof det / sizeof det[0]; k++) {
@@ -482,8 +529,10 @@ static int build_special_cache(tokenizer *t) {
             while (i < mid && j < hi) {
                 int32_t x = t->special[i], y = t->special[j];
                 /* stable: longer text first, then lower id */
-                if (t->str[y].len > t->str[x].len) tmp[k++] = t->special[j++];
-                else tmp[k++] = t->special[i++];
+                if (t->str[y].len > t->str[x].len)
+                    tmp[k++] = t->special[j++];
+                else
+                    tmp[k++] = t->special[i++];
             }
             while (i < mid) tmp[k++] = t->special[i++];
             while (j < hi) tmp[k++] = t->special[j++];
@@ -514,7 +563,8 @@ static void apply_model_attrs(tokenizer *t, const gguf_file *f) {
         if (id >= 0 && id < (int32_t)t->n_vocab) t->attr[id] |= TOK_ATTR_LSTRIP;
     } else if (name && (contains_ci(name, "phi-3") || contains_ci(name, "phi3"))) {
         for (size_t i = 0; i < t->n_special; i++) t->attr[t->special[i]] |= TOK_ATTR_RSTRIP;
-        static const char *const on[] = {"</s>", NULL}, *const off[] = {"<unk>", "<s>", "<|endoftext|>", NULL};
+        static const char *const on[] = {"</s>", NULL}, *const off[] = {"<unk>", "<s>",
+                                                                        "<|endoftext|>", NULL};
         for (const char *const *p = on; *p; p++) {
             int32_t id = tok_sid_find(t, *p, strlen(*p));
             if (id >= 0 && id < (int32_t)t->n_vocab) t->attr[id] |= TOK_ATTR_RSTRIP;
@@ -527,22 +577,39 @@ static void apply_model_attrs(tokenizer *t, const gguf_file *f) {
     free(name);
 }
 
-uint32_t tok_n_vocab(const tokenizer *t) { return t->n_vocab; }
-int32_t tok_bos(const tokenizer *t) { return t->bos; }
-int32_t tok_eos(const tokenizer *t) { return t->eos; }
-int tok_add_bos(const tokenizer *t) { return t->add_bos; }
-int tok_add_eos(const tokenizer *t) { return t->add_eos; }
-const char *tok_model_name(const tokenizer *t) { return t->model_name; }
-const char *tok_pre_name(const tokenizer *t) { return t->pre_name; }
+uint32_t tok_n_vocab(const tokenizer *t) {
+    return t->n_vocab;
+}
+int32_t tok_bos(const tokenizer *t) {
+    return t->bos;
+}
+int32_t tok_eos(const tokenizer *t) {
+    return t->eos;
+}
+int tok_add_bos(const tokenizer *t) {
+    return t->add_bos;
+}
+int tok_add_eos(const tokenizer *t) {
+    return t->add_eos;
+}
+const char *tok_model_name(const tokenizer *t) {
+    return t->model_name;
+}
+const char *tok_pre_name(const tokenizer *t) {
+    return t->pre_name;
+}
 
+/* See tokenizer.h: 0 for ids out of range. */
 int tok_is_eog(const tokenizer *t, int32_t id) {
     return id >= 0 && (uint32_t)id < t->n_vocab && t->eog[id];
 }
 
+/* See tokenizer.h: 0 for ids out of range. */
 int tok_is_control(const tokenizer *t, int32_t id) {
     return id >= 0 && (uint32_t)id < t->n_vocab && (t->attr[id] & TOK_ATTR_CONTROL) != 0;
 }
 
+/* Borrowed vocabulary text of id (NUL-terminated), NULL and *len 0 when out of range. */
 const char *tok_text(const tokenizer *t, int32_t id, size_t *len) {
     if (id < 0 || (uint32_t)id >= t->n_vocab) {
         if (len) *len = 0;
@@ -552,6 +619,7 @@ const char *tok_text(const tokenizer *t, int32_t id, size_t *len) {
     return tok_str_data(t, (uint32_t)id);
 }
 
+/* Token id of an exact vocabulary text; extra (non-token) strings give -1. */
 int32_t tok_find(const tokenizer *t, const char *text, size_t len) {
     int32_t sid = tok_sid_find(t, text, len);
     return sid >= 0 && (uint32_t)sid < t->n_vocab ? sid : -1;

@@ -21,7 +21,7 @@ typedef struct wc_entry {
 } wc_entry;
 
 struct tok_wcache {
-    uint32_t *slot;   /* entry index + 1, 0 = empty; kept at most half full */
+    uint32_t *slot; /* entry index + 1, 0 = empty; kept at most half full */
     uint32_t slot_mask;
     wc_entry *e;
     uint32_t n_e;
@@ -44,6 +44,7 @@ tok_wcache *tok_wcache_new(void) {
     return c;
 }
 
+/* Frees the cache. Accepts NULL. */
 void tok_wcache_free(tok_wcache *c) {
     if (!c) return;
     free(c->slot);
@@ -53,6 +54,7 @@ void tok_wcache_free(tok_wcache *c) {
     free(c);
 }
 
+/* 1 and the borrowed ids (valid until the next put) on a hit, else 0. */
 int tok_wcache_get(tok_wcache *c, const char *key, size_t len, const int32_t **ids, size_t *n) {
     if (len > WC_MAX_KEY) return 0;
     uint64_t h = tok_hash_bytes(key, len);
@@ -79,6 +81,8 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     return 0;
 }
 
+/* Stores a copy of ids under key; skipped silently when the key is too long,
+ * the cache is full or memory runs out (the cache is only an optimization). */
 void tok_wcache_put(tok_wcache *c, const char *key, size_t len, const int32_t *ids, size_t n) {
     if (len > WC_MAX_KEY || c->n_e >= WC_MAX_ENTRIES || c->keys_len + len > WC_MAX_BLOB ||
         (c->ids_len + n) * sizeof(int32_t) > WC_MAX_BLOB)

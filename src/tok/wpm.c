@@ -22,7 +22,8 @@
 
 static int is_ws(uint32_t c) {
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+           c == 0x205F || c == 0x3000;
 }
 
 static int is_control(uint32_t c) {
@@ -32,14 +33,17 @@ static int is_control(uint32_t c) {
 }
 
 static int is_punct(uint32_t c) {
-    if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126)) return 1;
+    if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
+        (c >= 123 && c <= 126))
+        return 1;
     utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
     return k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO;
 }
 
 static int is_chinese(uint32_t c) {
-    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
-           (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+           (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
+           (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
            (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
@@ -86,6 +90,7 @@ static int emit_word(const tokenizer *t, word *w, tok_ids *out) {
     return 0;
 }
 
+/* WordPiece-encodes one raw fragment, appending to out. Returns 0 or INFERD_ENOMEM. */
 int tok_wpm_encode(const tokenizer *t, const char *text, size_t len, tok_ids *out) {
     word w = {0};
     int rc = INFERD_ENOMEM;
@@ -100,13 +105,15 @@ int tok_wpm_encode(const tokenizer *t, const char *text, size_t len, tok_ids *ou
         i += l ? l : 1;
         /* HF's clean_text: control characters (but \t \n \r) go first, so
          * \v, \f and U+0085 vanish instead of separating words */
-        if (cp == 0 || cp == 0xFFFD || (cp != '\t' && cp != '\n' && cp != '\r' && is_control(cp))) continue;
+        if (cp == 0 || cp == 0xFFFD || (cp != '\t' && cp != '\n' && cp != '\r' && is_control(cp)))
+            continue;
         if (is_ws(cp)) {
             if (emit_word(t, &w, out)) goto done;
             continue;
         }
         utf8proc_int32_t dec[32];
-        utf8proc_ssize_t nd = utf8proc_decompose_char((utf8proc_int32_t)cp, dec, 32, UTF8PROC_DECOMPOSE, NULL);
+        utf8proc_ssize_t nd =
+            utf8proc_decompose_char((utf8proc_int32_t)cp, dec, 32, UTF8PROC_DECOMPOSE, NULL);
         if (nd <= 0 || nd > 32) {
             dec[0] = (utf8proc_int32_t)cp;
             nd = 1;
@@ -116,7 +123,8 @@ int tok_wpm_encode(const tokenizer *t, const char *text, size_t len, tok_ids *ou
             if (utf8proc_category(dec[k]) == UTF8PROC_CATEGORY_MN) continue;
             uint32_t lower = (uint32_t)utf8proc_tolower(dec[k]);
             if (is_punct(d) || is_chinese(d)) {
-                if (emit_word(t, &w, out) || word_add(&w, lower) || emit_word(t, &w, out)) goto done;
+                if (emit_word(t, &w, out) || word_add(&w, lower) || emit_word(t, &w, out))
+                    goto done;
             } else if (word_add(&w, lower)) {
                 goto done;
             }

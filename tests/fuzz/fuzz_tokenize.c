@@ -33,7 +33,9 @@ static void load_all(void) {
         snprintf(path, sizeof path, "%s%s%s", repo ? repo : "", repo ? "/" : "", k_vocabs[i]);
         gguf_file *f;
         if (gguf_open(path, &f, err, sizeof err)) {
-            fprintf(stderr, "fuzz_tokenize: cannot open %s: %s (run from the repository root or set INFERD_REPO)\n",
+            fprintf(stderr,
+                    "fuzz_tokenize: cannot open %s: %s (run from the repository root or set "
+                    "INFERD_REPO)\n",
                     path, err);
             abort();
         }
@@ -54,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int32_t *ids = NULL;
     size_t n = 0;
     char err[256];
-    if (tok_encode(t, (const char *)data + 1, size - 1, add_special, parse_special, &ids, &n, err, sizeof err))
+    if (tok_encode(t, (const char *)data + 1, size - 1, add_special, parse_special, &ids, &n, err,
+                   sizeof err))
         abort(); /* only out of memory may fail */
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || (uint32_t)ids[i] >= tok_n_vocab(t)) abort();

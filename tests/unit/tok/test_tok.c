@@ -9,8 +9,11 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "base/utf8.h"
+
 #include "gguf/gguf_write.h"
 #include "inferd.h"
+#include "tok/tok_int.h" /* tok_pre_split_ends: this module's own tests */
 #include "tok_test_util.h"
 
 /* A mkstemp template in $TMPDIR (or the system's temporary directory). */
@@ -26,7 +29,8 @@ static tokenizer *load(const char *name) {
     return t;
 }
 
-static size_t enc(const tokenizer *t, const char *s, int add_special, int parse_special, int32_t **ids) {
+static size_t enc(const tokenizer *t, const char *s, int add_special, int parse_special,
+                  int32_t **ids) {
     size_t n;
     char err[256];
     int rc = tok_encode(t, s, strlen(s), add_special, parse_special, ids, &n, err, sizeof err);
@@ -34,14 +38,15 @@ static size_t enc(const tokenizer *t, const char *s, int add_special, int parse_
     return n;
 }
 
-static void expect_ids(const tokenizer *t, const char *s, int add_special, int parse_special, const int32_t *want,
-                       size_t n_want) {
+static void expect_ids(const tokenizer *t, const char *s, int add_special, int parse_special,
+                       const int32_t *want, size_t n_want) {
     int32_t *ids;
     size_t n = enc(t, s, add_special, parse_special, &ids);
     char a[512], b[512];
     cr_expect(n == n_want && !memcmp(ids, want, n * sizeof *ids),
-              "\"%s\" (add_special=%d parse_special=%d): expected [%s ] got [%s ]", s, add_special, parse_special,
-              tt_fmt_ids(a, sizeof a, want, n_want), tt_fmt_ids(b, sizeof b, ids, n));
+              "\"%s\" (add_special=%d parse_special=%d): expected [%s ] got [%s ]", s, add_special,
+              parse_special, tt_fmt_ids(a, sizeof a, want, n_want),
+              tt_fmt_ids(b, sizeof b, ids, n));
     free(ids);
 }
 
@@ -79,7 +84,8 @@ Test(tok, spm_special_tokens_and_bos) {
     cr_expect(n >= 3 && ids[0] == 1 && ids[n - 1] == 2, "parse_special=1 must match <s> and </s>");
     free(ids);
     n = enc(t, "<s>hi</s>", 0, 0, &ids);
-    cr_expect(!contains(ids, n, 1) && !contains(ids, n, 2), "parse_special=0 must not match control tokens");
+    cr_expect(!contains(ids, n, 1) && !contains(ids, n, 2),
+              "parse_special=0 must not match control tokens");
     free(ids);
     /* add_special: BOS first; an empty text is just BOS (llama.cpp's "OG" rule) */
     n = enc(t, "", 1, 0, &ids);
@@ -104,7 +110,8 @@ Test(tok, phi3_rstrip) {
     size_t na = enc(t, "<|user|>\nHi<|end|>", 0, 1, &a);
     size_t nb = enc(t, "<|user|>Hi<|end|>", 0, 1, &b);
     /* phi-3 special tokens carry RSTRIP: the newline after <|user|> is eaten */
-    cr_expect(na == nb && !memcmp(a, b, na * sizeof *a), "RSTRIP must drop whitespace after <|user|>");
+    cr_expect(na == nb && !memcmp(a, b, na * sizeof *a),
+              "RSTRIP must drop whitespace after <|user|>");
     cr_expect(a[0] == user && a[na - 1] == end);
     free(a);
     free(b);
@@ -118,7 +125,8 @@ Test(tok, bpe_user_defined_and_control) {
     expect_ids(t, "<think>hi</think>", 0, 0, think, 3);
     int32_t *ids;
     size_t n = enc(t, "<|im_start|>user", 0, 0, &ids);
-    cr_expect(!contains(ids, n, 151644), "CONTROL <|im_start|> must not match with parse_special=0");
+    cr_expect(!contains(ids, n, 151644),
+              "CONTROL <|im_start|> must not match with parse_special=0");
     free(ids);
     n = enc(t, "<|im_start|>user", 0, 1, &ids);
     cr_expect(n >= 2 && ids[0] == 151644, "CONTROL <|im_start|> must match with parse_special=1");
@@ -174,7 +182,8 @@ Test(tok, bos_eos_per_model) {
 }
 
 Test(tok, invalid_utf8) {
-    static const char *names[] = {"llama-spm", "gpt-2", "llama-bpe", "qwen2", "bert-bge", "deepseek-llm", "falcon"};
+    static const char *names[] = {"llama-spm", "gpt-2",        "llama-bpe", "qwen2",
+                                  "bert-bge",  "deepseek-llm", "falcon"};
     uint64_t seed = 42;
     for (size_t v = 0; v < sizeof names / sizeof names[0]; v++) {
         tokenizer *t = load(names[v]);
@@ -185,8 +194,10 @@ Test(tok, invalid_utf8) {
             int32_t *ids;
             size_t n;
             char err[256];
-            cr_assert_eq(tok_encode(t, s, len, 1, r & 1, &ids, &n, err, sizeof err), 0, "%s: %s", names[v], err);
-            for (size_t i = 0; i < n; i++) cr_assert(ids[i] >= 0 && (uint32_t)ids[i] < tok_n_vocab(t));
+            cr_assert_eq(tok_encode(t, s, len, 1, r & 1, &ids, &n, err, sizeof err), 0, "%s: %s",
+                         names[v], err);
+            for (size_t i = 0; i < n; i++)
+                cr_assert(ids[i] >= 0 && (uint32_t)ids[i] < tok_n_vocab(t));
             buf out = BUF_INIT;
             cr_assert_eq(tok_decode(t, ids, n, 1, &out), 0);
             /* byte fallback makes SPM lossless even on invalid UTF-8, as long
@@ -198,8 +209,8 @@ Test(tok, invalid_utf8) {
                 buf rt = BUF_INIT;
                 cr_assert_eq(tok_encode(t, s, len, 0, 0, &ids2, &n2, err, sizeof err), 0);
                 cr_assert_eq(tok_decode(t, ids2, n2, 0, &rt), 0);
-                cr_expect(rt.len == len && !memcmp(rt.data ? rt.data : "", s, len), "SPM round trip of %zu random bytes",
-                          len);
+                cr_expect(rt.len == len && !memcmp(rt.data ? rt.data : "", s, len),
+                          "SPM round trip of %zu random bytes", len);
                 buf_free(&rt);
                 free(ids2);
             }
@@ -258,7 +269,8 @@ Test(tok, pieces) {
 }
 
 /* Writes a copy of vocab NAME with tokenizer.ggml.pre = pre (NULL: removed). */
-static tokenizer *load_with_pre(const char *name, const char *pre, int *rc, char *err, size_t err_size) {
+static tokenizer *load_with_pre(const char *name, const char *pre, int *rc, char *err,
+                                size_t err_size) {
     char path[512], tmp[512];
     tmp_template(tmp, sizeof tmp);
     snprintf(path, sizeof path, VOCAB_DIR "/ggml-vocab-%s.gguf", name);
@@ -268,8 +280,10 @@ static tokenizer *load_with_pre(const char *name, const char *pre, int *rc, char
     cr_assert(w);
     cr_assert_eq(gguf_writer_copy_all_kv(w, f), 0);
     gguf_close(f);
-    if (pre) cr_assert_eq(gguf_writer_set_str(w, "tokenizer.ggml.pre", pre), 0);
-    else gguf_writer_remove(w, "tokenizer.ggml.pre");
+    if (pre)
+        cr_assert_eq(gguf_writer_set_str(w, "tokenizer.ggml.pre", pre), 0);
+    else
+        gguf_writer_remove(w, "tokenizer.ggml.pre");
     int fd = mkstemp(tmp);
     cr_assert(fd >= 0);
     close(fd);
@@ -287,14 +301,24 @@ Test(tok, every_pre_tokenizer_name, .timeout = 120) {
     /* llama.cpp c392e509 names (plus gpt-4o, falcon-h1, pixtral and the
      * deepseek3-llm spelling); each must load, compile its regexes and
      * tokenize a mixed text without losing a byte. */
-    static const char *names[] = {
-        "default", "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "deepseek-llm", "deepseek-coder",
-        "deepseek-v3", "deepseek3-llm", "falcon", "mpt", "starcoder", "gpt-2", "phi-2", "jina-es", "jina-de",
-        "gigachat", "jina-v1-en", "jina-v2-es", "jina-v2-de", "jina-v2-code", "roberta-bpe", "refact", "command-r",
-        "qwen2", "deepseek-r1-qwen", "stablelm2", "olmo", "dbrx", "smaug-bpe", "poro-chat", "chatglm-bpe", "viking",
-        "jais", "tekken", "pixtral", "smollm", "codeshell", "bloom", "gpt3-finnish", "exaone", "chameleon",
-        "minerva-7b", "megrez", "gpt-4o"};
-    const char *text = "Hello World! It's 12345 caf\xc3\xa9s, \xe6\x88\x91\xe6\x83\xb3 \xf0\x9f\xa6\x99\n\n\t  end ";
+    static const char *names[] = {"default",       "llama3",         "llama-v3",
+                                  "llama-bpe",     "falcon3",        "falcon-h1",
+                                  "deepseek-llm",  "deepseek-coder", "deepseek-v3",
+                                  "deepseek3-llm", "falcon",         "mpt",
+                                  "starcoder",     "gpt-2",          "phi-2",
+                                  "jina-es",       "jina-de",        "gigachat",
+                                  "jina-v1-en",    "jina-v2-es",     "jina-v2-de",
+                                  "jina-v2-code",  "roberta-bpe",    "refact",
+                                  "command-r",     "qwen2",          "deepseek-r1-qwen",
+                                  "stablelm2",     "olmo",           "dbrx",
+                                  "smaug-bpe",     "poro-chat",      "chatglm-bpe",
+                                  "viking",        "jais",           "tekken",
+                                  "pixtral",       "smollm",         "codeshell",
+                                  "bloom",         "gpt3-finnish",   "exaone",
+                                  "chameleon",     "minerva-7b",     "megrez",
+                                  "gpt-4o"};
+    const char *text = "Hello World! It's 12345 caf\xc3\xa9s, \xe6\x88\x91\xe6\x83\xb3 "
+                       "\xf0\x9f\xa6\x99\n\n\t  end ";
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char err[512];
         int rc;
@@ -313,7 +337,8 @@ Test(tok, every_pre_tokenizer_name, .timeout = 120) {
             tok_piece(t, ids[k], 0, &p, &pl);
             buf_append(&raw, p, pl);
         }
-        cr_expect(raw.len == strlen(text) && !memcmp(raw.data, text, raw.len), "pre '%s': pieces lose bytes", names[i]);
+        cr_expect(raw.len == strlen(text) && !memcmp(raw.data, text, raw.len),
+                  "pre '%s': pieces lose bytes", names[i]);
         buf_free(&raw);
         buf_free(&out);
         free(ids);
@@ -349,6 +374,66 @@ Test(tok, pre_tokenizer_splits) {
     cr_expect_eq(n, 7, "qwen2 splits digits one by one");
     free(ids);
     tok_free(t);
+    /* Qwen2's HF normalizer is NFC: decomposed text gives the composed ids */
+    t = load("qwen2");
+    int32_t *a, *b;
+    size_t na = enc(t, "caf\xc3\xa9 \xce\x87", 0, 0, &a);  /* "café ·" (U+0387) */
+    size_t nb = enc(t, "cafe\xcc\x81 \xc2\xb7", 0, 0, &b); /* e + U+0301, U+00B7 */
+    int32_t *c;
+    size_t nc = enc(t, "caf\xc3\xa9 \xc2\xb7", 0, 0, &c);
+    cr_expect(na == nc && !memcmp(a, c, na * sizeof *a), "U+0387 is U+00B7 after NFC");
+    cr_expect(nb == nc && !memcmp(b, c, nb * sizeof *b), "e + U+0301 is U+00E9 after NFC");
+    free(a);
+    free(b);
+    free(c);
+    tok_free(t);
+    t = load("gpt-2"); /* no normalizer: decomposed text stays decomposed */
+    na = enc(t, "caf\xc3\xa9", 0, 0, &a);
+    nb = enc(t, "cafe\xcc\x81", 0, 0, &b);
+    cr_expect(na != nb || memcmp(a, b, na * sizeof *a), "gpt-2 must not normalize");
+    free(a);
+    free(b);
+    tok_free(t);
+}
+
+/* The hand-written GPT-2 / Llama 3 / Qwen2 splitters (presplit.c) must cut
+ * exactly where PCRE2 does, on text full of the characters where the
+ * regexes are subtle (whitespace kinds, contractions and case folding,
+ * digits of every kind, marks, unassigned code points). */
+Test(tok, fast_split_equals_pcre2, .timeout = 120) {
+    static const uint32_t pool[] = {
+        ' ',     ' ',    ' ',    '\t',     '\n',   '\r',   '\v',   '\f',   0x85,   0xA0,   0x1680,
+        0x180E,  0x2000, 0x200A, 0x200B,   0x2028, 0x2029, 0x202F, 0x205F, 0x3000, 0xFEFF, '\'',
+        '\'',    '\'',   's',    'S',      't',    'T',    'm',    'M',    'd',    'D',    'r',
+        'R',     'e',    'E',    'v',      'V',    'l',    'L',    'x',    0x17F,  0x212A, '0',
+        '7',     0x660,  0xFF10, 0xB2,     0x216B, 0xBD,   0xE9,   0x3B1,  0x4E00, 0xAC00, 0xE01,
+        0x301,   0x93F,  0x915,  '.',      ',',    '!',    '-',    '$',    '+',    '<',    '/',
+        0x1F600, 0x378,  0xE000, 0x10FFFF, 0x0,    0x2581, 0xFF1F, 0x3002};
+    static const char *names[] = {"gpt-2", "llama-bpe", "qwen2", "starcoder"};
+    uint64_t seed = 7;
+    size_t *a = malloc(4096 * sizeof *a), *b = malloc(4096 * sizeof *b);
+    for (size_t v = 0; v < 4; v++) {
+        char err[512];
+        int rc;
+        tokenizer *t = load_with_pre("gpt-2", names[v], &rc, err, sizeof err);
+        cr_assert_eq(rc, 0, "%s", err);
+        for (int r = 0; r < 3000; r++) {
+            char s[512];
+            size_t len = 0, n_chars = 1 + splitmix64(&seed) % 40;
+            for (size_t k = 0; k < n_chars; k++)
+                len +=
+                    utf8_encode(pool[splitmix64(&seed) % (sizeof pool / sizeof pool[0])], s + len);
+            long na = tok_pre_split_ends(t, 1, s, len, a, 4096);
+            long nb = tok_pre_split_ends(t, 0, s, len, b, 4096);
+            char txt[512];
+            cr_assert(na == nb && !memcmp(a, b, (size_t)na * sizeof *a),
+                      "pre '%s': fast split (%ld pieces) differs from PCRE2 (%ld) on \"%s\"",
+                      names[v], na, nb, tt_fmt_text(txt, sizeof txt, s, len));
+        }
+        tok_free(t);
+    }
+    free(a);
+    free(b);
 }
 
 typedef struct thr_arg {
@@ -381,7 +466,9 @@ Test(tok, shared_between_threads) {
     char *text;
     size_t len;
     char err[256];
-    cr_assert_eq(file_read_all("tests/data/bench/tokenizer-text.txt", 1 << 24, &text, &len, err, sizeof err), 0);
+    cr_assert_eq(
+        file_read_all("tests/data/bench/tokenizer-text.txt", 1 << 24, &text, &len, err, sizeof err),
+        0);
     if (len > 200000) len = 200000; /* keep it fast; long enough for the word cache */
     static const char *names[] = {"llama-spm", "gpt-2"};
     for (size_t v = 0; v < 2; v++) {

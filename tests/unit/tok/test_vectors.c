@@ -62,7 +62,8 @@ static size_t clean(char *text, size_t n) {
         char x = text[i];
         if (text[i - 1] == ' ' && x == '\'' && i + 1 < total3) {
             char x1 = text[i + 1];
-            if (x1 == 's' || x1 == 'm') total--;
+            if (x1 == 's' || x1 == 'm')
+                total--;
             else if (x1 != 't' && x1 != 'd' && i + 2 < total3 &&
                      ((x1 == 'r' && text[i + 2] == 'e') || (x1 == 'v' && text[i + 2] == 'e')))
                 total--;
@@ -76,14 +77,16 @@ ParameterizedTest(vset *v, vectors, set, .timeout = 120) {
     char path[512], err[512];
     snprintf(path, sizeof path, VOCAB_DIR "/ggml-vocab-%s.gguf", v->name);
     if (!tt_exists(path))
-        cr_skip_test("vocab '%s': no %s (upstream blob missing from the vendored snapshot; see FORMAT.md)",
-                     v->name, path);
+        cr_skip_test(
+            "vocab '%s': no %s (upstream blob missing from the vendored snapshot; see FORMAT.md)",
+            v->name, path);
     tt_case *cases;
     size_t n_out;
     int n = tt_read_cases(v->name, &cases, &n_out);
     cr_assert(n >= 0, "vocab '%s': cannot read .inp/.out", v->name);
     cr_assert(n > 0, "vocab '%s': no cases in .inp", v->name);
-    cr_assert_eq((size_t)n, n_out, "vocab '%s': %d cases in .inp but %zu lines in .out", v->name, n, n_out);
+    cr_assert_eq((size_t)n, n_out, "vocab '%s': %d cases in .inp but %zu lines in .out", v->name, n,
+                 n_out);
     tokenizer *t = tt_load(v->name, err, sizeof err);
     cr_assert(t, "vocab '%s': tok_load failed: %s", v->name, err);
     int lossless = strcmp(tok_model_name(t), "bert") != 0;
@@ -98,11 +101,13 @@ ParameterizedTest(vset *v, vectors, set, .timeout = 120) {
         int same = k == cases[i].n_ids && (k == 0 || !memcmp(ids, cases[i].ids, k * sizeof *ids));
         cr_expect(same, "vocab '%s' case %d \"%s\": expected [%s ] got [%s ]", v->name, i,
                   tt_fmt_text(txt, sizeof txt, cases[i].text, cases[i].len),
-                  tt_fmt_ids(a, sizeof a, cases[i].ids, cases[i].n_ids), tt_fmt_ids(b, sizeof b, ids, k));
+                  tt_fmt_ids(a, sizeof a, cases[i].ids, cases[i].n_ids),
+                  tt_fmt_ids(b, sizeof b, ids, k));
         failed += !same;
         if (lossless) {
             buf out = BUF_INIT;
-            cr_expect_eq(tok_decode(t, ids, k, 0, &out), 0, "vocab '%s' case %d: tok_decode failed", v->name, i);
+            cr_expect_eq(tok_decode(t, ids, k, 0, &out), 0, "vocab '%s' case %d: tok_decode failed",
+                         v->name, i);
             char *want = malloc(cases[i].len + 1);
             memcpy(want, cases[i].text, cases[i].len + 1);
             size_t wl = cases[i].len;
@@ -119,8 +124,8 @@ ParameterizedTest(vset *v, vectors, set, .timeout = 120) {
                 buf_free(&pb);
             }
             int rt = out.len == wl && (wl == 0 || !memcmp(out.data, want, wl));
-            cr_expect(rt, "vocab '%s' case %d \"%s\": detokenize(tokenize(x)) gave \"%s\"", v->name, i,
-                      tt_fmt_text(txt, sizeof txt, cases[i].text, cases[i].len),
+            cr_expect(rt, "vocab '%s' case %d \"%s\": detokenize(tokenize(x)) gave \"%s\"", v->name,
+                      i, tt_fmt_text(txt, sizeof txt, cases[i].text, cases[i].len),
                       tt_fmt_text(a, sizeof a, out.data ? out.data : "", out.len));
             free(want);
             buf_free(&out);

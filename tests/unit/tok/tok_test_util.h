@@ -129,10 +129,14 @@ static inline const char *tt_fmt_text(char *s, size_t size, const char *t, size_
     size_t o = 0;
     for (size_t i = 0; i < n && i < 60 && o + 8 < size; i++) {
         unsigned char c = (unsigned char)t[i];
-        if (c == '\n') o += (size_t)snprintf(s + o, size - o, "\\n");
-        else if (c == '\t') o += (size_t)snprintf(s + o, size - o, "\\t");
-        else if (c < 32) o += (size_t)snprintf(s + o, size - o, "\\x%02x", c);
-        else s[o++] = (char)c;
+        if (c == '\n')
+            o += (size_t)snprintf(s + o, size - o, "\\n");
+        else if (c == '\t')
+            o += (size_t)snprintf(s + o, size - o, "\\t");
+        else if (c < 32)
+            o += (size_t)snprintf(s + o, size - o, "\\x%02x", c);
+        else
+            s[o++] = (char)c;
     }
     if (n > 60 && o + 4 < size) o += (size_t)snprintf(s + o, size - o, "...");
     s[o] = 0;
