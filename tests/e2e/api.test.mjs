@@ -245,6 +245,7 @@ test('health, ready, version and metrics', async () => {
   assert.equal(idle.kv_blocks_free, idle.kv_blocks_total);
   const m = await (await fetch(`${srv.url}/metrics`)).text();
   assert.match(m, /^llm_requests_total\{endpoint="\/v1\/completions",status="200"\} \d+$/m);
+  assert.doesNotMatch(m, /status="0"/, 'every counted request has its status');
   assert.match(m, /^llm_kv_blocks_total \d+$/m);
   assert.match(m, /^llm_time_to_first_token_seconds_count [1-9]\d*$/m);
 });
