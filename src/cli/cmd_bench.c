@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -168,7 +169,10 @@ static int bench_matmul(const opts *o) {
     if (n_mats > 64) n_mats = 64;
     int rc = 1;
     threadpool *tp = threadpool_new(o->n_threads);
-    uint8_t *wbuf = aligned_zalloc(mat_bytes * (size_t)n_mats, 4096);
+    size_t wbytes = (mat_bytes * (size_t)n_mats + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
+    uint8_t *wbuf = mmap(NULL, wbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (wbuf == MAP_FAILED) wbuf = NULL;
+    else if (getenv("INFERD_BENCH_HUGE")) madvise(wbuf, wbytes, MADV_HUGEPAGE);
     float *row = malloc(sizeof(float) * (size_t)o->n_in);
     mm_weight *w = calloc((size_t)n_mats, sizeof *w);
     int64_t p = o->n_prompt > 0 ? o->n_prompt : 1;
@@ -233,7 +237,7 @@ done:
     free(x);
     free(y);
     free(row);
-    aligned_free(wbuf);
+    if (wbuf) munmap(wbuf, wbytes);
     threadpool_free(tp);
     return rc;
 }

@@ -18,20 +18,21 @@
 #define DEFAULT_NOW "2026-01-15 12:00:00"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: inferd chat-template [--template FILE.jinja] --context CONTEXT.json [--now TIME]\n"
-            "\n"
-            "Renders a Jinja chat template with the variables of CONTEXT.json (an object:\n"
-            "messages, tools, documents, add_generation_prompt, bos_token, eos_token, ...)\n"
-            "and prints the text with no added newline. On a template error (including\n"
-            "raise_exception) prints the message to stderr and exits 1.\n"
-            "\n"
-            "  --template FILE  the template (default: the built-in ChatML template)\n"
-            "  --context FILE   the variables, a JSON object ('-' reads stdin)\n"
-            "  --now TIME       strftime_now()'s clock: 'YYYY-MM-DD HH:MM:SS' (UTC) or 'now'\n"
-            "                   (default " DEFAULT_NOW ", for reproducible output)\n"
-            "  --print-default  print the built-in ChatML template and exit\n"
-            "  --help           this help\n");
+    fprintf(
+        f,
+        "usage: inferd chat-template [--template FILE.jinja] --context CONTEXT.json [--now TIME]\n"
+        "\n"
+        "Renders a Jinja chat template with the variables of CONTEXT.json (an object:\n"
+        "messages, tools, documents, add_generation_prompt, bos_token, eos_token, ...)\n"
+        "and prints the text with no added newline. On a template error (including\n"
+        "raise_exception) prints the message to stderr and exits 1.\n"
+        "\n"
+        "  --template FILE  the template (default: the built-in ChatML template)\n"
+        "  --context FILE   the variables, a JSON object ('-' reads stdin)\n"
+        "  --now TIME       strftime_now()'s clock: 'YYYY-MM-DD HH:MM:SS' (UTC) or 'now'\n"
+        "                   (default " DEFAULT_NOW ", for reproducible output)\n"
+        "  --print-default  print the built-in ChatML template and exit\n"
+        "  --help           this help\n");
 }
 
 static int parse_now(const char *s, int64_t *out) {
@@ -47,6 +48,7 @@ static int parse_now(const char *s, int64_t *out) {
     return 0;
 }
 
+/* The chat-template command: 0 ok, 1 template or input error, 2 usage. */
 int cmd_chat_template(int argc, char **argv) {
     const char *tpath = NULL, *cpath = NULL, *now_s = DEFAULT_NOW;
     for (int i = 1; i < argc; i++) {
@@ -76,7 +78,8 @@ int cmd_chat_template(int argc, char **argv) {
     }
     int64_t now;
     if (parse_now(now_s, &now)) {
-        fprintf(stderr, "inferd chat-template: --now '%s' is not 'YYYY-MM-DD HH:MM:SS' or 'now'\n", now_s);
+        fprintf(stderr, "inferd chat-template: --now '%s' is not 'YYYY-MM-DD HH:MM:SS' or 'now'\n",
+                now_s);
         return 2;
     }
     char err[1024];
@@ -93,9 +96,11 @@ int cmd_chat_template(int argc, char **argv) {
         }
     }
     json_error_t jerr;
-    ctx = !strcmp(cpath, "-") ? json_loadf(stdin, JSON_ALLOW_NUL, &jerr) : json_load_file(cpath, JSON_ALLOW_NUL, &jerr);
+    ctx = !strcmp(cpath, "-") ? json_loadf(stdin, JSON_ALLOW_NUL, &jerr)
+                              : json_load_file(cpath, JSON_ALLOW_NUL, &jerr);
     if (!ctx) {
-        fprintf(stderr, "inferd chat-template: context '%s': %s (line %d)\n", cpath, jerr.text, jerr.line);
+        fprintf(stderr, "inferd chat-template: context '%s': %s (line %d)\n", cpath, jerr.text,
+                jerr.line);
         goto done;
     }
     if (!json_is_object(ctx)) {

@@ -126,17 +126,22 @@ int cmd_tokenize(int argc, char **argv) {
     size_t n = 0;
     if (bench) {
         double *mbs = malloc((size_t)bench * sizeof *mbs);
-        for (long r = 0; mbs && r < bench; r++) {
+        long done = 0;
+        for (; mbs && done < bench; done++) {
             free(ids);
+            ids = NULL;
             double t0 = time_now_s();
             if (tok_encode(t, text, len, !no_bos, parse_special, &ids, &n, err, sizeof err)) break;
             double dt = time_now_s() - t0;
-            mbs[r] = dt > 0 ? (double)len / 1e6 / dt : 0;
+            mbs[done] = dt > 0 ? (double)len / 1e6 / dt : 0;
         }
-        if (mbs) {
+        if (done == bench) {
             qsort(mbs, (size_t)bench, sizeof *mbs, cmp_double);
             fprintf(stderr, "tokenize: %zu bytes, %zu tokens, median %.2f MB/s over %ld runs\n",
                     len, n, mbs[bench / 2], bench);
+        } else {
+            fprintf(stderr, "inferd tokenize: --bench failed: %s\n", mbs ? err : "out of memory");
+            ret = 1;
         }
         free(mbs);
     } else {

@@ -123,7 +123,7 @@ void mm_forward(threadpool *tp, const mm_weight *w, const float *x, int64_t n_ro
 
     if (n_rows < 4 || nth == 1) convert_rows(&c, 0, 1);
     else threadpool_run(tp, convert_rows, &c);
-    threadpool_run(tp, compute_chunks, &c);
+    threadpool_run_dynamic(tp, compute_chunks, &c);
 }
 
 static void convert_rows(void *arg, int ith, int nth) {

@@ -6,6 +6,10 @@
  * sleeper announces itself in a counter that the other side checks after its
  * own store, both sequentially consistent, so a wake-up is never lost.
  * Past a short pure spin the waiter yields its core while spinning on.
+ * A worker joins a run through the `join` word before touching the job; a
+ * dynamic run is closed by the caller once its own share is done, so a worker
+ * still descheduled then (the machine has more runnable threads than cores)
+ * skips the run instead of holding the caller up.
  */
 #include "kernels/threadpool.h"
 
@@ -25,6 +29,7 @@
 
 #define DEFAULT_SPIN_NS 200000 /* about one small matrix product */
 #define YIELD_AFTER_NS 20000
+#define JOIN_CLOSED 0x80000000u
 
 struct worker {
     threadpool *tp;
@@ -42,6 +47,7 @@ struct threadpool {
     _Atomic uint32_t gen;          /* futex word: bumped once per run */
     _Atomic uint32_t n_done;       /* futex word: workers done with this run */
     _Atomic uint32_t n_sleeping;   /* workers asleep on gen */
+    _Atomic uint64_t join;         /* (run gen << 32) | JOIN_CLOSED | workers joined */
     _Atomic uint32_t caller_sleeping;
     _Atomic int stop;
 };
@@ -90,20 +96,24 @@ void threadpool_free(threadpool *tp) {
 
 int threadpool_n_threads(const threadpool *tp) { return tp ? tp->n_threads : 1; }
 
-void threadpool_run(threadpool *tp, threadpool_fn fn, void *arg) {
+static void run(threadpool *tp, threadpool_fn fn, void *arg, int dynamic) {
     if (!tp || tp->n_threads == 1) {
         fn(arg, 0, 1);
         return;
     }
-    uint32_t want = (uint32_t)tp->n_threads - 1;
     atomic_store_explicit(&tp->n_done, 0, memory_order_relaxed);
     tp->fn = fn;
     tp->arg = arg;
-    atomic_fetch_add(&tp->gen, 1); /* seq_cst: publishes fn/arg and n_done */
+    uint32_t g = atomic_load_explicit(&tp->gen, memory_order_relaxed) + 1;
+    atomic_store_explicit(&tp->join, (uint64_t)g << 32, memory_order_relaxed);
+    atomic_fetch_add(&tp->gen, 1); /* seq_cst: publishes fn/arg, n_done and join */
     if (atomic_load(&tp->n_sleeping)) futex_wake(&tp->gen, INT_MAX);
 
     fn(arg, 0, tp->n_threads);
 
+    /* Dynamic runs wait only for the workers that joined before closing. */
+    uint32_t want = (uint32_t)tp->n_threads - 1;
+    if (dynamic) want = (uint32_t)(atomic_fetch_or(&tp->join, JOIN_CLOSED) & (JOIN_CLOSED - 1));
     uint64_t t0 = 0;
     for (uint32_t i = 0; atomic_load_explicit(&tp->n_done, memory_order_acquire) != want; i++) {
         if (spin_step(tp, i, &t0)) continue;
@@ -115,6 +125,10 @@ void threadpool_run(threadpool *tp, threadpool_fn fn, void *arg) {
     }
     atomic_thread_fence(memory_order_acquire);
 }
+
+void threadpool_run(threadpool *tp, threadpool_fn fn, void *arg) { run(tp, fn, arg, 0); }
+
+void threadpool_run_dynamic(threadpool *tp, threadpool_fn fn, void *arg) { run(tp, fn, arg, 1); }
 
 int cpu_physical_cores(void) {
     cpu_set_t set;
@@ -167,6 +181,15 @@ static void *worker_main(void *p) {
         }
         seen = g;
         if (atomic_load(&tp->stop)) break;
+        /* Join run g unless the caller already closed it (dynamic runs). */
+        uint64_t v = atomic_load(&tp->join);
+        int joined = 0;
+        while ((uint32_t)(v >> 32) == g && !(v & JOIN_CLOSED))
+            if (atomic_compare_exchange_weak(&tp->join, &v, v + 1)) {
+                joined = 1;
+                break;
+            }
+        if (!joined) continue;
         tp->fn(tp->arg, w->ith, tp->n_threads);
         atomic_fetch_add(&tp->n_done, 1); /* seq_cst, then check for a sleeper */
         if (atomic_load(&tp->caller_sleeping)) futex_wake(&tp->n_done, 1);

@@ -32,6 +32,14 @@ int threadpool_n_threads(const threadpool *tp);
  * tp may be NULL: then fn(arg, 0, 1) runs on the caller. */
 void threadpool_run(threadpool *tp, threadpool_fn fn, void *arg);
 
+/* Like threadpool_run, for work that workers claim dynamically (chunks from
+ * a shared atomic counter): returns once the caller's fn has returned and
+ * every worker that started fn has returned; a worker that had not started
+ * by the time the caller's fn returned skips this run. fn must therefore
+ * finish all the work by itself when it runs alone, and leave nothing for a
+ * given ith. Saves waiting for a descheduled worker on a busy machine. */
+void threadpool_run_dynamic(threadpool *tp, threadpool_fn fn, void *arg);
+
 /* The number of physical cores the process may run on (SMT siblings counted
  * once, the affinity mask respected); at least 1. */
 int cpu_physical_cores(void);

@@ -413,6 +413,16 @@ static int bind_tensors(model *m, char *err, size_t err_size) {
             return rc;
 #undef NAME
     }
+    /* Permute the matrices in place into the matmul kernels' SIMD layout
+     * (mm_weight_repack: same bytes, same memory). A tied token_embd keeps
+     * the file layout: the embedding lookup reads its rows directly. */
+    for (uint32_t i = 0; i < hp->n_layer; i++) {
+        model_layer *l = &m->layers[i];
+        mm_weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
+        for (size_t k = 0; k < sizeof ws / sizeof ws[0]; k++)
+            if ((rc = mm_weight_repack(ws[k], err, err_size))) return rc;
+    }
+    if (!hp->tied_output && (rc = mm_weight_repack(&m->output, err, err_size))) return rc;
     hp->weight_type = m->layers[0].wq.type;
 
     op_rope_params *r = &m->rope;

@@ -12,9 +12,9 @@
 #include "tok/jinja_int.h"
 
 typedef struct loop_state {
-    const jnode *node;   /* the JN_FOR */
-    jx_frame *frame;     /* frame the loop runs in */
-    int depth;           /* 1 for the outermost */
+    const jnode *node; /* the JN_FOR */
+    jx_frame *frame;   /* frame the loop runs in */
+    int depth;         /* 1 for the outermost */
 } loop_state;
 
 static int oom(jx_vm *vm) {
@@ -51,7 +51,8 @@ static int apply_chain(jx_vm *vm, const jnode *chain, jx_frame *f, jv v, jv *out
         if (jx_eval(vm, chain->args[i], f, &args[i])) return -1;
     for (size_t i = 0; i < chain->n_kw; i++)
         if (jx_eval(vm, chain->kwvals[i], f, &kw[i])) return -1;
-    return jx_filter(vm, chain->name->s, in, args, chain->n_args, chain->kwnames, kw, chain->n_kw, out);
+    return jx_filter(vm, chain->name->s, in, args, chain->n_args, chain->kwnames, kw, chain->n_kw,
+                     out);
 }
 
 /* Binds v to a for/set target (a name or a tuple of names). */
@@ -75,12 +76,19 @@ static int assign(jx_vm *vm, const jnode *target, jx_frame *f, jv v) {
 
 static int set_loop_vars(jx_vm *vm, jdict *lp, jlist *items, size_t i, int depth) {
     int64_t n = (int64_t)items->n, k = (int64_t)i;
-    jv vals[11] = {jv_int(k + 1), jv_int(k), jv_int(n - k), jv_int(n - k - 1), jv_bool(k == 0),
-                   jv_bool(k == n - 1), jv_int(n), jv_int(depth), jv_int(depth - 1),
+    jv vals[11] = {jv_int(k + 1),
+                   jv_int(k),
+                   jv_int(n - k),
+                   jv_int(n - k - 1),
+                   jv_bool(k == 0),
+                   jv_bool(k == n - 1),
+                   jv_int(n),
+                   jv_int(depth),
+                   jv_int(depth - 1),
                    i > 0 ? items->v[i - 1] : jv_undef("there is no previous item"),
                    k + 1 < n ? items->v[i + 1] : jv_undef("there is no next item")};
-    static const char *names[11] = {"index", "index0", "revindex", "revindex0", "first", "last",
-                                    "length", "depth", "depth0", "previtem", "nextitem"};
+    static const char *names[11] = {"index",  "index0", "revindex", "revindex0", "first",   "last",
+                                    "length", "depth",  "depth0",   "previtem",  "nextitem"};
     if (lp->n == 0) {
         for (int j = 0; j < 11; j++)
             if (jx_dict_set_str(&vm->arena, lp, names[j], vals[j])) return oom(vm);
@@ -109,7 +117,8 @@ static int run_for(jx_vm *vm, const jnode *n, jx_frame *f, jv iter, int depth) {
             jv c;
             body_frame->vars->n = 0;
             if (++vm->loop_iters > JX_MAX_LOOP_ITERS) goto too_many;
-            if (assign(vm, n->a, body_frame, all->v[i]) || jx_eval(vm, n->d, body_frame, &c)) return JX_ERR;
+            if (assign(vm, n->a, body_frame, all->v[i]) || jx_eval(vm, n->d, body_frame, &c))
+                return JX_ERR;
             if (jx_truthy(c)) items->v[items->n++] = all->v[i];
         }
     }
@@ -138,7 +147,8 @@ static int run_for(jx_vm *vm, const jnode *n, jx_frame *f, jv iter, int depth) {
     }
     return JX_OK;
 too_many:
-    return jx_fail(vm, "SecurityError: more than %u loop iterations in one render", JX_MAX_LOOP_ITERS);
+    return jx_fail(vm, "SecurityError: more than %u loop iterations in one render",
+                   JX_MAX_LOOP_ITERS);
 }
 
 /* loop(items) inside a recursive for: renders the body for items one level deeper. */
@@ -146,7 +156,8 @@ int jx_call_loop(jx_vm *vm, void *state, jv items, jv *out) {
     loop_state *ls = state;
     if (++vm->call_depth > JX_MAX_CALL_DEPTH) {
         vm->call_depth--;
-        return jx_fail(vm, "RecursionError: recursive loop nested deeper than %d levels", JX_MAX_CALL_DEPTH);
+        return jx_fail(vm, "RecursionError: recursive loop nested deeper than %d levels",
+                       JX_MAX_CALL_DEPTH);
     }
     buf tmp = BUF_INIT, *saved = vm->out;
     vm->out = &tmp;
@@ -164,7 +175,8 @@ int jx_call_macro(jx_vm *vm, const jfunc *fn, jv *args, size_t n_args, jstr **kw
     const jnode *m = fn->node; /* JN_MACRO, or JN_CALLBLOCK for caller() */
     const jnode *body = m->kind == JN_MACRO ? m->a : m->b;
     if (vm->call_depth + 1 > JX_MAX_CALL_DEPTH)
-        return jx_fail(vm, "RecursionError: macro calls nested deeper than %d levels", JX_MAX_CALL_DEPTH);
+        return jx_fail(vm, "RecursionError: macro calls nested deeper than %d levels",
+                       JX_MAX_CALL_DEPTH);
     jx_frame *f = jx_frame_new(vm, fn->frame);
     if (!f) return oom(vm);
     size_t np = m->n_kw;
@@ -179,15 +191,17 @@ int jx_call_macro(jx_vm *vm, const jfunc *fn, jv *args, size_t n_args, jstr **kw
         } else if (m->flags & 1) {
             if (jx_list_push(&vm->arena, varargs, args[i])) return oom(vm);
         } else {
-            return jx_fail(vm, "TypeError: macro '%s' takes not more than %zu argument(s)", fn->name, np);
+            return jx_fail(vm, "TypeError: macro '%s' takes not more than %zu argument(s)",
+                           fn->name, np);
         }
     }
     for (size_t k = 0; k < n_kw; k++) {
         size_t i = 0;
         while (i < np && strcmp(m->kwnames[i]->s, kwnames[k]->s)) i++;
         if (i < np) {
-            if (bound[i]) return jx_fail(vm, "TypeError: macro '%s' got multiple values for argument '%s'",
-                                         fn->name, kwnames[k]->s);
+            if (bound[i])
+                return jx_fail(vm, "TypeError: macro '%s' got multiple values for argument '%s'",
+                               fn->name, kwnames[k]->s);
             if (jx_frame_set(vm, f, m->kwnames[i], kwvals[k])) return JX_ERR;
             bound[i] = 1;
         } else if (!strcmp(kwnames[k]->s, "caller") && m->kind == JN_MACRO) {
@@ -196,7 +210,8 @@ int jx_call_macro(jx_vm *vm, const jfunc *fn, jv *args, size_t n_args, jstr **kw
             jv key = {JV_STR, {.s = kwnames[k]}};
             if (jx_dict_set(&vm->arena, kwargs, key, kwvals[k])) return oom(vm);
         } else {
-            return jx_fail(vm, "TypeError: macro '%s' takes no keyword argument '%s'", fn->name, kwnames[k]->s);
+            return jx_fail(vm, "TypeError: macro '%s' takes no keyword argument '%s'", fn->name,
+                           kwnames[k]->s);
         }
     }
     for (size_t i = 0; i < np; i++) {
@@ -242,7 +257,8 @@ static int exec_inner(jx_vm *vm, const jnode *n, jx_frame *f) {
             if (rc != JX_OK) return rc;
         }
         return JX_OK;
-    case JN_TEXT: return jx_emit(vm, n->lit.u.s->s, n->lit.u.s->len);
+    case JN_TEXT:
+        return jx_emit(vm, n->lit.u.s->s, n->lit.u.s->len);
     case JN_OUTPUT: {
         if (jx_eval(vm, n->a, f, &v)) return JX_ERR;
         if (v.type == JV_STR) return jx_emit(vm, v.u.s->s, v.u.s->len);
@@ -314,21 +330,27 @@ static int exec_inner(jx_vm *vm, const jnode *n, jx_frame *f) {
         jx_frame *wf = jx_frame_new(vm, f);
         if (!wf) return oom(vm);
         for (size_t i = 0; i < n->n_args; i++) {
-            if (jx_eval(vm, n->args[i]->b, f, &v) || assign(vm, n->args[i]->a, wf, v)) return JX_ERR;
+            if (jx_eval(vm, n->args[i]->b, f, &v) || assign(vm, n->args[i]->a, wf, v))
+                return JX_ERR;
         }
         return jx_exec(vm, n->a, wf);
     }
-    case JN_BREAK: return JX_BREAK;
-    case JN_CONTINUE: return JX_CONTINUE;
+    case JN_BREAK:
+        return JX_BREAK;
+    case JN_CONTINUE:
+        return JX_CONTINUE;
     default:
         return jx_fail(vm, "TemplateRuntimeError: unexpected node %d", n->kind);
     }
 }
 
+/* Runs statement n in frame f, writing to vm->out; returns JX_OK,
+ * JX_BREAK, JX_CONTINUE or JX_ERR. */
 int jx_exec(jx_vm *vm, const jnode *n, jx_frame *f) {
     if (++vm->eval_depth > JX_MAX_EVAL_DEPTH) {
         vm->eval_depth--;
-        return jx_fail(vm, "RecursionError: template nested deeper than %d levels", JX_MAX_EVAL_DEPTH);
+        return jx_fail(vm, "RecursionError: template nested deeper than %d levels",
+                       JX_MAX_EVAL_DEPTH);
     }
     int saved = vm->line;
     vm->line = n->line;

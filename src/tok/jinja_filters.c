@@ -24,12 +24,15 @@ static int ret_list(jlist *l, jv *out) {
     return 0;
 }
 
-static int as_str(jx_vm *vm, jv v, jv *out) { return jx_stringify(vm, v, out); }
+static int as_str(jx_vm *vm, jv v, jv *out) {
+    return jx_stringify(vm, v, out);
+}
 
-static int opt_bool(fargs *a, int i, int def) { return a->has[i] ? jx_truthy(a->v[i]) : def; }
+static int opt_bool(fargs *a, int i, int def) {
+    return a->has[i] ? jx_truthy(a->v[i]) : def;
+}
 
 /* ---- filters ---- */
-
 
 static int f_abs(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)a, (void)kn, (void)kv, (void)nk;
@@ -37,15 +40,19 @@ static int f_abs(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *o
     if (in.type == JV_INT) {
         if (in.u.i == INT64_MIN) return jx_fail(vm, "OverflowError: abs of the smallest integer");
         *out = jv_int(in.u.i < 0 ? -in.u.i : in.u.i);
-    } else if (in.type == JV_BOOL) *out = jv_int(in.u.b);
-    else if (in.type == JV_FLOAT) *out = jv_float(fabs(in.u.f));
-    else return jx_fail(vm, "TypeError: bad operand type for abs(): '%s'", jx_type_name(in));
+    } else if (in.type == JV_BOOL)
+        *out = jv_int(in.u.b);
+    else if (in.type == JV_FLOAT)
+        *out = jv_float(fabs(in.u.f));
+    else
+        return jx_fail(vm, "TypeError: bad operand type for abs(): '%s'", jx_type_name(in));
     return 0;
 }
 
 static int f_attr(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
-    if (!a->has[0] || a->v[0].type != JV_STR) return jx_fail(vm, "TypeError: attr() needs a name string");
+    if (!a->has[0] || a->v[0].type != JV_STR)
+        return jx_fail(vm, "TypeError: attr() needs a name string");
     return jx_getattr(vm, in, a->v[0].u.s->s, a->v[0].u.s->len, out);
 }
 
@@ -79,8 +86,9 @@ static int f_title(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv 
         size_t k = utf8_decode(s.u.s->s + i, s.u.s->len - i, &cp);
         if (!k) cp = (unsigned char)s.u.s->s[i], k = 1;
         int sep = jx_is_space(cp) || cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<';
-        uint32_t r = sep ? cp : (uint32_t)(at_start ? utf8proc_toupper((utf8proc_int32_t)cp)
-                                                    : utf8proc_tolower((utf8proc_int32_t)cp));
+        uint32_t r = sep ? cp
+                         : (uint32_t)(at_start ? utf8proc_toupper((utf8proc_int32_t)cp)
+                                               : utf8proc_tolower((utf8proc_int32_t)cp));
         char tmp[4];
         buf_append(&b, tmp, utf8_encode(r, tmp));
         at_start = sep;
@@ -97,8 +105,12 @@ static int f_center(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv
     if (as_str(vm, in, &s)) return -1;
     int64_t width = a->has[0] && a->v[0].type == JV_INT ? a->v[0].u.i : 80;
     int64_t len = (int64_t)jx_utf8_count(s.u.s->s, s.u.s->len);
-    if (width > JX_MAX_OUTPUT_BYTES) return jx_fail(vm, "ValueError: center width %lld is too large", (long long)width);
-    if (width <= len) { *out = s; return 0; }
+    if (width > JX_MAX_OUTPUT_BYTES)
+        return jx_fail(vm, "ValueError: center width %lld is too large", (long long)width);
+    if (width <= len) {
+        *out = s;
+        return 0;
+    }
     int64_t marg = width - len, left = marg / 2 + (marg & width & 1);
     buf b = BUF_INIT;
     for (int64_t i = 0; i < left; i++) buf_putc(&b, ' ');
@@ -125,6 +137,8 @@ static int f_default(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, j
     return 0;
 }
 
+/* HTML-escapes str(in) into a Markup string (& < > " '); Markup input is
+ * returned unchanged. 0 or JX_ERR. */
 int jx_html_escape(jx_vm *vm, jv in, jv *out) {
     jv s;
     if (in.type == JV_STR && in.u.s->markup) {
@@ -135,12 +149,18 @@ int jx_html_escape(jx_vm *vm, jv in, jv *out) {
     buf b = BUF_INIT;
     for (size_t i = 0; i < s.u.s->len; i++) {
         char c = s.u.s->s[i];
-        if (c == '&') buf_puts(&b, "&amp;");
-        else if (c == '<') buf_puts(&b, "&lt;");
-        else if (c == '>') buf_puts(&b, "&gt;");
-        else if (c == '"') buf_puts(&b, "&#34;");
-        else if (c == '\'') buf_puts(&b, "&#39;");
-        else buf_putc(&b, c);
+        if (c == '&')
+            buf_puts(&b, "&amp;");
+        else if (c == '<')
+            buf_puts(&b, "&lt;");
+        else if (c == '>')
+            buf_puts(&b, "&gt;");
+        else if (c == '"')
+            buf_puts(&b, "&#34;");
+        else if (c == '\'')
+            buf_puts(&b, "&#39;");
+        else
+            buf_putc(&b, c);
     }
     int rc = b.oom ? oom(vm) : jx_str(vm, b.data ? b.data : "", b.len, out);
     buf_free(&b);
@@ -186,12 +206,23 @@ static int f_float(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv 
     jv def = a->has[0] ? a->v[0] : jv_float(0.0);
     double d;
     switch (in.type) {
-    case JV_UNDEF: return jx_undef_fail(vm, in);
-    case JV_INT: *out = jv_float((double)in.u.i); return 0;
-    case JV_BOOL: *out = jv_float(in.u.b); return 0;
-    case JV_FLOAT: *out = in; return 0;
-    case JV_STR: *out = parse_float(in.u.s->s, &d) ? def : jv_float(d); return 0;
-    default: *out = def; return 0;
+    case JV_UNDEF:
+        return jx_undef_fail(vm, in);
+    case JV_INT:
+        *out = jv_float((double)in.u.i);
+        return 0;
+    case JV_BOOL:
+        *out = jv_float(in.u.b);
+        return 0;
+    case JV_FLOAT:
+        *out = in;
+        return 0;
+    case JV_STR:
+        *out = parse_float(in.u.s->s, &d) ? def : jv_float(d);
+        return 0;
+    default:
+        *out = def;
+        return 0;
     }
 }
 
@@ -200,12 +231,19 @@ static int f_int(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *o
     jv def = a->has[0] ? a->v[0] : jv_int(0);
     int base = a->has[1] && a->v[1].type == JV_INT ? (int)a->v[1].u.i : 10;
     switch (in.type) {
-    case JV_UNDEF: return jx_undef_fail(vm, in);
-    case JV_INT: *out = in; return 0;
-    case JV_BOOL: *out = jv_int(in.u.b); return 0;
+    case JV_UNDEF:
+        return jx_undef_fail(vm, in);
+    case JV_INT:
+        *out = in;
+        return 0;
+    case JV_BOOL:
+        *out = jv_int(in.u.b);
+        return 0;
     case JV_FLOAT:
-        if (!isfinite(in.u.f) || fabs(in.u.f) >= 9.2e18) *out = def;
-        else *out = jv_int((int64_t)in.u.f);
+        if (!isfinite(in.u.f) || fabs(in.u.f) >= 9.2e18)
+            *out = def;
+        else
+            *out = jv_int((int64_t)in.u.f);
         return 0;
     case JV_STR: {
         char tmp[80];
@@ -219,14 +257,21 @@ static int f_int(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *o
         char *end;
         if (w && base >= 2 && base <= 36) {
             long long v = strtoll(tmp, &end, base);
-            if (!*end && end != tmp) { *out = jv_int(v); return 0; }
+            if (!*end && end != tmp) {
+                *out = jv_int(v);
+                return 0;
+            }
         }
         double d;
-        if (!parse_float(in.u.s->s, &d) && isfinite(d) && fabs(d) < 9.2e18) *out = jv_int((int64_t)d);
-        else *out = def;
+        if (!parse_float(in.u.s->s, &d) && isfinite(d) && fabs(d) < 9.2e18)
+            *out = jv_int((int64_t)d);
+        else
+            *out = def;
         return 0;
     }
-    default: *out = def; return 0;
+    default:
+        *out = def;
+        return 0;
     }
 }
 
@@ -238,10 +283,12 @@ static int f_indent(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv
         return jx_fail(vm, "TypeError: indent needs a string, got %s", jx_type_name(in));
     if (as_str(vm, in, &s)) return -1;
     buf ind = BUF_INIT, b = BUF_INIT;
-    if (a->has[0] && a->v[0].type == JV_STR) buf_append(&ind, a->v[0].u.s->s, a->v[0].u.s->len);
+    if (a->has[0] && a->v[0].type == JV_STR)
+        buf_append(&ind, a->v[0].u.s->s, a->v[0].u.s->len);
     else {
         int64_t w = a->has[0] && a->v[0].type == JV_INT ? a->v[0].u.i : 4;
-        if (w > 1000) return jx_fail(vm, "ValueError: indent width %lld is too large", (long long)w);
+        if (w > 1000)
+            return jx_fail(vm, "ValueError: indent width %lld is too large", (long long)w);
         for (int64_t i = 0; i < w; i++) buf_putc(&ind, ' ');
     }
     int first = opt_bool(a, 1, 0), blank = opt_bool(a, 2, 0);
@@ -331,8 +378,10 @@ static int f_map(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *o
     jv attr = jv_none(), def = jv_undef(NULL);
     int has_def = 0;
     for (size_t k = 0; k < nk; k++) {
-        if (!strcmp(kn[k]->s, "attribute")) attr = kv[k];
-        else if (!strcmp(kn[k]->s, "default")) def = kv[k], has_def = 1;
+        if (!strcmp(kn[k]->s, "attribute"))
+            attr = kv[k];
+        else if (!strcmp(kn[k]->s, "default"))
+            def = kv[k], has_def = 1;
     }
     if (attr.type == JV_NONE && !a->n_rest)
         return jx_fail(vm, "FilterArgumentError: map requires a filter argument");
@@ -343,8 +392,10 @@ static int f_map(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *o
             if (r.type == JV_UNDEF && has_def) r = def;
         } else {
             jv name = a->rest[0];
-            if (name.type != JV_STR) return jx_fail(vm, "TypeError: map filter name must be a string");
-            if (jx_filter(vm, name.u.s->s, items->v[i], a->rest + 1, a->n_rest - 1, kn, kv, nk, &r)) return -1;
+            if (name.type != JV_STR)
+                return jx_fail(vm, "TypeError: map filter name must be a string");
+            if (jx_filter(vm, name.u.s->s, items->v[i], a->rest + 1, a->n_rest - 1, kn, kv, nk, &r))
+                return -1;
         }
         res->v[res->n++] = r;
     }
@@ -359,14 +410,17 @@ static int do_select(jx_vm *vm, jv in, fargs *a, int by_attr, int want, jv *out)
     size_t pos = 0;
     jv attr = jv_none();
     if (by_attr) {
-        if (!a->n_rest) return jx_fail(vm, "TypeError: selectattr/rejectattr need an attribute name");
+        if (!a->n_rest)
+            return jx_fail(vm, "TypeError: selectattr/rejectattr need an attribute name");
         attr = a->rest[pos++];
     }
     const char *test = NULL;
     if (pos < a->n_rest) {
-        if (a->rest[pos].type != JV_STR) return jx_fail(vm, "TypeError: test name must be a string");
+        if (a->rest[pos].type != JV_STR)
+            return jx_fail(vm, "TypeError: test name must be a string");
         test = a->rest[pos++].u.s->s;
-        if (!jx_has_test(test)) return jx_fail(vm, "TemplateRuntimeError: No test named '%s'.", test);
+        if (!jx_has_test(test))
+            return jx_fail(vm, "TemplateRuntimeError: No test named '%s'.", test);
     }
     for (size_t i = 0; i < items->n; i++) {
         jv v = items->v[i];
@@ -403,7 +457,8 @@ int jx_replace(jx_vm *vm, jv self, jv old, jv new_, int64_t count, jv *out);
 static int f_replace(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
     jv s, o, n;
-    if (!a->has[0] || !a->has[1]) return jx_fail(vm, "TypeError: replace() needs old and new strings");
+    if (!a->has[0] || !a->has[1])
+        return jx_fail(vm, "TypeError: replace() needs old and new strings");
     if (as_str(vm, in, &s) || as_str(vm, a->v[0], &o) || as_str(vm, a->v[1], &n)) return -1;
     int64_t count = a->has[2] && a->v[2].type == JV_INT ? a->v[2].u.i : -1;
     return jx_replace(vm, s, o, n, count, out);
@@ -448,8 +503,10 @@ static int f_round(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv 
     if (prec > 300) prec = 300;
     if (prec < -300) prec = -300;
     double m = pow(10.0, (double)prec), r;
-    if (!strcmp(method, "ceil")) r = ceil(x * m) / m;
-    else if (!strcmp(method, "floor")) r = floor(x * m) / m;
+    if (!strcmp(method, "ceil"))
+        r = ceil(x * m) / m;
+    else if (!strcmp(method, "floor"))
+        r = floor(x * m) / m;
     else if (prec >= 0 && isfinite(x)) {
         char tmp[400];
         snprintf(tmp, sizeof tmp, "%.*f", (int)prec, x); /* correctly rounded, half-even */
@@ -496,10 +553,12 @@ static int f_tojson(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv
         jv w = a->v[1];
         indent_set = 1;
         item_sep = ",";
-        if (w.type == JV_STR) buf_append(&ind, w.u.s->s, w.u.s->len);
+        if (w.type == JV_STR)
+            buf_append(&ind, w.u.s->s, w.u.s->len);
         else if (w.type == JV_INT || w.type == JV_BOOL) {
             int64_t k = w.type == JV_INT ? w.u.i : w.u.b;
-            if (k > 1000) return jx_fail(vm, "ValueError: tojson indent %lld is too large", (long long)k);
+            if (k > 1000)
+                return jx_fail(vm, "ValueError: tojson indent %lld is too large", (long long)k);
             for (int64_t i = 0; i < k; i++) buf_putc(&ind, ' ');
         } else {
             return jx_fail(vm, "TypeError: tojson indent must be an int or a string");
@@ -508,14 +567,16 @@ static int f_tojson(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv
     jv seps[2];
     if (a->has[2] && a->v[2].type != JV_NONE) {
         jv s = a->v[2];
-        if (s.type != JV_LIST || s.u.l->n != 2 || s.u.l->v[0].type != JV_STR || s.u.l->v[1].type != JV_STR) {
+        if (s.type != JV_LIST || s.u.l->n != 2 || s.u.l->v[0].type != JV_STR ||
+            s.u.l->v[1].type != JV_STR) {
             buf_free(&ind);
             return jx_fail(vm, "TypeError: tojson separators must be a pair of strings");
         }
         seps[0] = s.u.l->v[0], seps[1] = s.u.l->v[1];
         item_sep = seps[0].u.s->s, key_sep = seps[1].u.s->s;
     }
-    int rc = jx_tojson(vm, in, ind.data ? ind.data : "", indent_set, item_sep, key_sep, sort_keys, ensure_ascii, &b);
+    int rc = jx_tojson(vm, in, ind.data ? ind.data : "", indent_set, item_sep, key_sep, sort_keys,
+                       ensure_ascii, &b);
     if (!rc) rc = jx_str(vm, b.data ? b.data : "", b.len, out);
     buf_free(&b);
     buf_free(&ind);
@@ -526,7 +587,8 @@ static int f_trim(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *
     (void)kn, (void)kv, (void)nk;
     jv s, c = a->has[0] ? a->v[0] : jv_none();
     if (as_str(vm, in, &s)) return -1;
-    if (c.type != JV_NONE && c.type != JV_STR) return jx_fail(vm, "TypeError: strip arg must be None or str");
+    if (c.type != JV_NONE && c.type != JV_STR)
+        return jx_fail(vm, "TypeError: strip arg must be None or str");
     return jx_strip(vm, s, c.type == JV_STR ? c.u.s : NULL, 1, 1, out);
 }
 
@@ -534,15 +596,28 @@ static int f_truncate(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, 
     (void)kn, (void)kv, (void)nk;
     jv s;
     int64_t dummy;
-    if (in.type != JV_STR && jx_len(vm, in, &dummy)) return -1; /* jinja2 takes len() of the value */
+    if (in.type != JV_STR) { /* jinja2 takes len() of the value as it is */
+        int64_t lim = (a->has[0] && a->v[0].type == JV_INT ? a->v[0].u.i : 255) +
+                      (a->has[3] && a->v[3].type == JV_INT ? a->v[3].u.i : 5);
+        if (jx_len(vm, in, &dummy)) return -1;
+        if (dummy <= lim) return *out = in, 0;
+        return jx_fail(vm, "AttributeError: '%s' object has no attribute 'rsplit'",
+                       jx_type_name(in));
+    }
     if (as_str(vm, in, &s)) return -1;
     int64_t length = a->has[0] && a->v[0].type == JV_INT ? a->v[0].u.i : 255;
     int killwords = opt_bool(a, 1, 0);
     const char *end = a->has[2] && a->v[2].type == JV_STR ? a->v[2].u.s->s : "...";
     int64_t leeway = a->has[3] && a->v[3].type == JV_INT ? a->v[3].u.i : 5;
-    int64_t n = (int64_t)jx_utf8_count(s.u.s->s, s.u.s->len), el = (int64_t)jx_utf8_count(end, strlen(end));
-    if (length < el) return jx_fail(vm, "AssertionError: expected length >= %lld, got %lld", (long long)el, (long long)length);
-    if (n <= length + leeway) { *out = s; return 0; }
+    int64_t n = (int64_t)jx_utf8_count(s.u.s->s, s.u.s->len),
+            el = (int64_t)jx_utf8_count(end, strlen(end));
+    if (length < el)
+        return jx_fail(vm, "AssertionError: expected length >= %lld, got %lld", (long long)el,
+                       (long long)length);
+    if (n <= length + leeway) {
+        *out = s;
+        return 0;
+    }
     size_t cut = 0;
     for (int64_t c = 0; c < length - el && cut < s.u.s->len; c++) {
         cut++;
@@ -643,10 +718,12 @@ static const filter_def filters[] = {
     {"wordcount", f_wordcount, {NULL}},
 };
 
+/* See jinja_int.h: 1 if jinja2 has a filter of that name. */
 int jx_filter_known(const char *name) {
     /* jinja2 built-ins this interpreter does not implement: they fail when run */
-    static const char *const others[] = {"filesizeformat", "random", "slice", "striptags",
-                                         "urlencode", "urlize", "wordwrap", "xmlattr", NULL};
+    static const char *const others[] = {"filesizeformat", "random",    "slice",
+                                         "striptags",      "urlencode", "urlize",
+                                         "wordwrap",       "xmlattr",   NULL};
     for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++)
         if (!strcmp(filters[i].name, name)) return 1;
     for (size_t i = 0; others[i]; i++)
@@ -654,6 +731,9 @@ int jx_filter_known(const char *name) {
     return 0;
 }
 
+/* Runs filter name on in: binds args by position or keyword to the filter's
+ * parameters, then calls it. 0 or JX_ERR (unknown filter, bad arguments, or
+ * the filter's own Python-style error). */
 int jx_filter(jx_vm *vm, const char *name, jv in, jv *args, size_t n_args, jstr **kwnames,
               jv *kwvals, size_t n_kw, jv *out) {
     const filter_def *f = NULL;
@@ -668,12 +748,15 @@ int jx_filter(jx_vm *vm, const char *name, jv in, jv *args, size_t n_args, jstr 
         a.rest = args, a.n_rest = n_args;
     } else {
         if (n_args > np)
-            return jx_fail(vm, "TypeError: filter '%s' takes at most %zu argument(s), %zu given", name, np, n_args);
+            return jx_fail(vm, "TypeError: filter '%s' takes at most %zu argument(s), %zu given",
+                           name, np, n_args);
         for (size_t i = 0; i < n_args; i++) a.v[i] = args[i], a.has[i] = 1;
         for (size_t k = 0; k < n_kw; k++) {
             size_t i = 0;
             while (i < np && strcmp(f->params[i], kwnames[k]->s)) i++;
-            if (i == np) return jx_fail(vm, "TypeError: filter '%s' got an unexpected keyword argument '%s'", name, kwnames[k]->s);
+            if (i == np)
+                return jx_fail(vm, "TypeError: filter '%s' got an unexpected keyword argument '%s'",
+                               name, kwnames[k]->s);
             a.v[i] = kwvals[k], a.has[i] = 1;
         }
     }

@@ -15,16 +15,16 @@
 #include "base/buf.h"
 
 /* Hard limits of the sandbox (docs/chat-templates.md lists them). */
-#define JX_MAX_SOURCE_BYTES (1u << 20)     /* template source */
-#define JX_MAX_PARSE_DEPTH 200             /* nesting of expressions/blocks */
-#define JX_MAX_LOOP_ITERS 1000000u         /* loop iterations per render */
-#define JX_MAX_CALL_DEPTH 64               /* nested macro calls */
-#define JX_MAX_EVAL_DEPTH 400              /* nested evaluation (C stack guard) */
-#define JX_MAX_OUTPUT_BYTES (16u << 20)    /* rendered text, captures included */
-#define JX_MAX_MEMORY_BYTES (256u << 20)   /* values allocated during one render */
-#define JX_MAX_RANGE 100000                /* like jinja2's sandbox MAX_RANGE */
-#define JX_MAX_VALUE_DEPTH 256             /* nesting when printing/serializing */
-#define JX_MAX_RENDER_MS 10000             /* wall-clock budget of one render */
+#define JX_MAX_SOURCE_BYTES (1u << 20)   /* template source */
+#define JX_MAX_PARSE_DEPTH 200           /* nesting of expressions/blocks */
+#define JX_MAX_LOOP_ITERS 1000000u       /* loop iterations per render */
+#define JX_MAX_CALL_DEPTH 64             /* nested macro calls */
+#define JX_MAX_EVAL_DEPTH 400            /* nested evaluation (C stack guard) */
+#define JX_MAX_OUTPUT_BYTES (16u << 20)  /* rendered text, captures included */
+#define JX_MAX_MEMORY_BYTES (256u << 20) /* values allocated during one render */
+#define JX_MAX_RANGE 100000              /* like jinja2's sandbox MAX_RANGE */
+#define JX_MAX_VALUE_DEPTH 256           /* nesting when printing/serializing */
+#define JX_MAX_RENDER_MS 10000           /* wall-clock budget of one render */
 
 /* ---- arena: every render value lives until the render ends ---- */
 typedef struct jx_chunk jx_chunk;
@@ -40,28 +40,51 @@ void jx_arena_free(jx_arena *a);
 
 /* ---- values ---- */
 typedef enum {
-    JV_UNDEF, JV_NONE, JV_BOOL, JV_INT, JV_FLOAT, JV_STR, JV_LIST, JV_DICT, JV_FUNC
+    JV_UNDEF,
+    JV_NONE,
+    JV_BOOL,
+    JV_INT,
+    JV_FLOAT,
+    JV_STR,
+    JV_LIST,
+    JV_DICT,
+    JV_FUNC
 } jv_type;
 
 /* NUL-terminated UTF-8; markup = 1 for jinja2 Markup strings (|safe, |escape):
  * `+` with a plain string HTML-escapes the plain side, as Markup.__add__ does. */
-typedef struct jstr { size_t len; int markup; char s[]; } jstr;
-enum { JL_LIST, JL_TUPLE, JL_GEN };                         /* list kinds */
+typedef struct jstr {
+    size_t len;
+    int markup;
+    char s[];
+} jstr;
+enum { JL_LIST, JL_TUPLE, JL_GEN }; /* list kinds */
 /* group = 1 for groupby's (grouper, list) named tuples */
-typedef struct jlist { size_t n, cap; struct jv *v; int kind; int consumed; int group; } jlist;
-enum { JD_DICT, JD_NAMESPACE, JD_LOOP };                    /* dict kinds */
-typedef struct jdict { size_t n, cap; struct jv *k, *v; int kind; void *loop; } jdict;
+typedef struct jlist {
+    size_t n, cap;
+    struct jv *v;
+    int kind;
+    int consumed;
+    int group;
+} jlist;
+enum { JD_DICT, JD_NAMESPACE, JD_LOOP }; /* dict kinds */
+typedef struct jdict {
+    size_t n, cap;
+    struct jv *k, *v;
+    int kind;
+    void *loop;
+} jdict;
 struct jnode;
 struct jx_frame;
 enum { JF_MACRO, JF_BUILTIN, JF_METHOD, JF_CALLER, JF_LOOP };
 typedef struct jfunc {
     int kind;
-    int id;                    /* builtin or method id */
-    const char *name;          /* for messages */
-    const struct jnode *node;  /* macro or call-block body */
-    struct jx_frame *frame;    /* frame the macro/caller closes over */
-    struct jv *self;           /* bound method receiver */
-    void *loop;                /* JF_LOOP: the recursive loop state */
+    int id;                   /* builtin or method id */
+    const char *name;         /* for messages */
+    const struct jnode *node; /* macro or call-block body */
+    struct jx_frame *frame;   /* frame the macro/caller closes over */
+    struct jv *self;          /* bound method receiver */
+    void *loop;               /* JF_LOOP: the recursive loop state */
 } jfunc;
 
 typedef struct jv {
@@ -81,43 +104,96 @@ typedef struct jv {
 /* ---- AST ---- */
 typedef enum {
     /* statements */
-    JN_BODY, JN_TEXT, JN_OUTPUT, JN_IF, JN_FOR, JN_SET, JN_SETBLOCK, JN_MACRO, JN_CALLBLOCK,
-    JN_FILTERBLOCK, JN_BREAK, JN_CONTINUE, JN_WITH,
+    JN_BODY,
+    JN_TEXT,
+    JN_OUTPUT,
+    JN_IF,
+    JN_FOR,
+    JN_SET,
+    JN_SETBLOCK,
+    JN_MACRO,
+    JN_CALLBLOCK,
+    JN_FILTERBLOCK,
+    JN_BREAK,
+    JN_CONTINUE,
+    JN_WITH,
     /* expressions */
-    JN_LIT, JN_NAME, JN_LIST, JN_TUPLE, JN_DICT, JN_ATTR, JN_ITEM, JN_SLICE, JN_CALL,
-    JN_FILTER, JN_TEST, JN_BINOP, JN_NEG, JN_POS, JN_NOT, JN_AND, JN_OR, JN_COMPARE, JN_COND,
+    JN_LIT,
+    JN_NAME,
+    JN_LIST,
+    JN_TUPLE,
+    JN_DICT,
+    JN_ATTR,
+    JN_ITEM,
+    JN_SLICE,
+    JN_CALL,
+    JN_FILTER,
+    JN_TEST,
+    JN_BINOP,
+    JN_NEG,
+    JN_POS,
+    JN_NOT,
+    JN_AND,
+    JN_OR,
+    JN_COMPARE,
+    JN_COND,
     JN_NSREF /* ns.attr as a set target */
 } jnode_kind;
 
-enum { JOP_ADD = 1, JOP_SUB, JOP_MUL, JOP_DIV, JOP_FLOORDIV, JOP_MOD, JOP_POW, JOP_CONCAT,
-       JOP_EQ, JOP_NE, JOP_LT, JOP_LE, JOP_GT, JOP_GE, JOP_IN, JOP_NOTIN };
+enum {
+    JOP_ADD = 1,
+    JOP_SUB,
+    JOP_MUL,
+    JOP_DIV,
+    JOP_FLOORDIV,
+    JOP_MOD,
+    JOP_POW,
+    JOP_CONCAT,
+    JOP_EQ,
+    JOP_NE,
+    JOP_LT,
+    JOP_LE,
+    JOP_GT,
+    JOP_GE,
+    JOP_IN,
+    JOP_NOTIN
+};
 
 typedef struct jnode {
     int kind;
-    int op;        /* JOP_* for BINOP; negated flag for TEST; recursive for FOR */
+    int op; /* JOP_* for BINOP; negated for TEST; recursive for FOR; const object for SLICE */
     int line;
-    int flags;     /* macro: 1 uses varargs, 2 uses kwargs, 4 uses caller */
+    int flags; /* macro: 1 uses varargs, 2 uses kwargs, 4 uses caller */
     struct jnode *a, *b, *c, *d;
-    struct jnode **args;    /* children: statements, items, positional args, params */
+    struct jnode **args; /* children: statements, items, positional args, params */
     size_t n_args;
-    struct jnode **kwvals;  /* keyword arg values, dict values, param defaults */
-    jstr **kwnames;         /* keyword arg names, param names */
+    struct jnode **kwvals; /* keyword arg values, dict values, param defaults */
+    jstr **kwnames;        /* keyword arg names, param names */
     size_t n_kw;
-    jstr *name;             /* NAME, ATTR, FILTER, TEST, MACRO, NSREF attribute */
-    jv lit;                 /* LIT and TEXT */
+    jstr *name; /* NAME, ATTR, FILTER, TEST, MACRO, NSREF attribute */
+    jv lit;     /* LIT and TEXT */
 } jnode;
 
 /* ---- lexer ---- */
 typedef enum {
-    JT_EOF, JT_TEXT, JT_VAR_BEGIN, JT_VAR_END, JT_BLOCK_BEGIN, JT_BLOCK_END,
-    JT_NAME, JT_STRING, JT_INT, JT_FLOAT, JT_OP
+    JT_EOF,
+    JT_TEXT,
+    JT_VAR_BEGIN,
+    JT_VAR_END,
+    JT_BLOCK_BEGIN,
+    JT_BLOCK_END,
+    JT_NAME,
+    JT_STRING,
+    JT_INT,
+    JT_FLOAT,
+    JT_OP
 } jtok_type;
 
 typedef struct jtok {
     int type;
     int line;
-    int op;          /* JT_OP: the operator's first char, or a 2-char code below */
-    jstr *str;       /* TEXT, NAME, STRING */
+    int op;    /* JT_OP: the operator's first char, or a 2-char code below */
+    jstr *str; /* TEXT, NAME, STRING */
     int64_t i;
     double f;
 } jtok;
@@ -143,12 +219,12 @@ typedef struct jx_frame {
 
 typedef struct jx_vm {
     jx_arena arena;
-    buf *out;                  /* current output (captures swap it) */
-    jdict *globals;            /* the caller's context */
+    buf *out;       /* current output (captures swap it) */
+    jdict *globals; /* the caller's context */
     jx_frame *root;
     char *err;
     size_t err_size;
-    int line;                  /* line of the node being run */
+    int line; /* line of the node being run */
     size_t loop_iters;
     int call_depth, eval_depth;
     size_t out_bytes;          /* bytes written, captures included */
@@ -179,20 +255,20 @@ int jx_dict_set(jx_arena *a, jdict *d, jv k, jv v);
 int jx_dict_set_str(jx_arena *a, jdict *d, const char *k, jv v);
 jv *jx_dict_get(const jdict *d, jv k);
 jv *jx_dict_get_str(const jdict *d, const char *k, size_t n);
-const char *jx_type_name(jv v);  /* Python's type name: 'NoneType', 'str', 'dict' ... */
+const char *jx_type_name(jv v); /* Python's type name: 'NoneType', 'str', 'dict' ... */
 int jx_truthy(jv v);
 int jx_equal(jv a, jv b);
 int jx_compare(jx_vm *vm, jv a, jv b, int op, int *res); /* <, <=, >, >= ; -1 on TypeError */
-int jx_to_str(jx_vm *vm, jv v, buf *b);    /* Python str() */
-int jx_to_repr(jx_vm *vm, jv v, buf *b);   /* Python repr() */
-int jx_stringify(jx_vm *vm, jv v, jv *out); /* str() as a string value */
+int jx_to_str(jx_vm *vm, jv v, buf *b);                  /* Python str() */
+int jx_to_repr(jx_vm *vm, jv v, buf *b);                 /* Python repr() */
+int jx_stringify(jx_vm *vm, jv v, jv *out);              /* str() as a string value */
 int jx_tojson(jx_vm *vm, jv v, const char *indent, int indent_set, const char *item_sep,
               const char *key_sep, int sort_keys, int ensure_ascii, buf *b);
 void jx_format_float(double f, char *out, size_t size); /* Python float repr */
-int jx_iterate(jx_vm *vm, jv v, jlist **items);  /* items of an iterable, or TypeError */
+int jx_iterate(jx_vm *vm, jv v, jlist **items);         /* items of an iterable, or TypeError */
 int jx_len(jx_vm *vm, jv v, int64_t *n);
 size_t jx_utf8_count(const char *s, size_t n);
-int jx_is_space(uint32_t cp);  /* Python str.isspace for one code point */
+int jx_is_space(uint32_t cp);                    /* Python str.isspace for one code point */
 int jx_emit(jx_vm *vm, const char *s, size_t n); /* append to output within the limit */
 /* Counts work units (items visited, bytes compared); past the render's time
  * budget it fails with TimeoutError. Returns 0 or JX_ERR. */
@@ -229,12 +305,13 @@ int jx_filter_known(const char *name);
 typedef struct fargs {
     jv v[MAXP];
     int has[MAXP];
-    jv *rest;      /* positional args past the named ones (map/select) */
+    jv *rest; /* positional args past the named ones (map/select) */
     size_t n_rest;
 } fargs;
 
 /* A filter: input, bound arguments (by position or keyword), raw keywords. */
-typedef int (*filter_fn)(jx_vm *vm, jv in, fargs *a, jstr **kwnames, jv *kwvals, size_t n_kw, jv *out);
+typedef int (*filter_fn)(jx_vm *vm, jv in, fargs *a, jstr **kwnames, jv *kwvals, size_t n_kw,
+                         jv *out);
 
 typedef struct filter_def {
     const char *name;
@@ -244,19 +321,20 @@ typedef struct filter_def {
 
 int jx_get_path(jx_vm *vm, jv item, jv attr, jv *out); /* jinja2 attrgetter "a.b.0" */
 #define JX_SEQ_FILTERS(X) X(batch) X(dictsort) X(groupby) X(max) X(min) X(sort) X(sum) X(unique)
-#define JX_DECLARE_FILTER(n) int jx_f_##n(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out);
+#define JX_DECLARE_FILTER(n)                                                                       \
+    int jx_f_##n(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out);
 JX_SEQ_FILTERS(JX_DECLARE_FILTER)
 #undef JX_DECLARE_FILTER
 
 /* methods and globals (jinja_methods.c) */
 int jx_method_lookup(jx_vm *vm, jv self, const char *name, size_t len, jv *out); /* 1 found */
-int jx_method_call(jx_vm *vm, const jfunc *fn, jv *args, size_t n_args, jstr **kwnames,
-                   jv *kwvals, size_t n_kw, jv *out);
+int jx_method_call(jx_vm *vm, const jfunc *fn, jv *args, size_t n_args, jstr **kwnames, jv *kwvals,
+                   size_t n_kw, jv *out);
 int jx_builtin_lookup(const char *name, jv *out, jx_arena *a); /* 1 found */
-int jx_builtin_call(jx_vm *vm, const jfunc *fn, jv *args, size_t n_args, jstr **kwnames,
-                    jv *kwvals, size_t n_kw, jv *out);
+int jx_builtin_call(jx_vm *vm, const jfunc *fn, jv *args, size_t n_args, jstr **kwnames, jv *kwvals,
+                    size_t n_kw, jv *out);
 int jx_str_percent(jx_vm *vm, jv fmt, jv args, jv *out); /* "%s" % x */
-int jx_case(jx_vm *vm, jv s, int mode, jv *out); /* 'u','l','t' (Python title),'c','s' */
+int jx_case(jx_vm *vm, jv s, int mode, jv *out);         /* 'u','l','t' (Python title),'c','s' */
 int jx_strip(jx_vm *vm, jv s, const jstr *chars, int left, int right, jv *out);
 int jx_html_escape(jx_vm *vm, jv s, jv *out); /* a Markup string; markup input kept as is */
 

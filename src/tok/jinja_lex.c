@@ -138,24 +138,52 @@ static int unescape(lexer *lx, const char *s, size_t n, jstr **out) {
         uint32_t cp = 0;
         int digits = 0;
         switch (e) {
-        case 'n': r->s[w++] = '\n'; break;
-        case 't': r->s[w++] = '\t'; break;
-        case 'r': r->s[w++] = '\r'; break;
-        case '\\': r->s[w++] = '\\'; break;
-        case '\'': r->s[w++] = '\''; break;
-        case '"': r->s[w++] = '"'; break;
-        case 'a': r->s[w++] = '\a'; break;
-        case 'b': r->s[w++] = '\b'; break;
-        case 'f': r->s[w++] = '\f'; break;
-        case 'v': r->s[w++] = '\v'; break;
-        case '\n': break;
-        case 'x': digits = 2; break;
-        case 'u': digits = 4; break;
-        case 'U': digits = 8; break;
+        case 'n':
+            r->s[w++] = '\n';
+            break;
+        case 't':
+            r->s[w++] = '\t';
+            break;
+        case 'r':
+            r->s[w++] = '\r';
+            break;
+        case '\\':
+            r->s[w++] = '\\';
+            break;
+        case '\'':
+            r->s[w++] = '\'';
+            break;
+        case '"':
+            r->s[w++] = '"';
+            break;
+        case 'a':
+            r->s[w++] = '\a';
+            break;
+        case 'b':
+            r->s[w++] = '\b';
+            break;
+        case 'f':
+            r->s[w++] = '\f';
+            break;
+        case 'v':
+            r->s[w++] = '\v';
+            break;
+        case '\n':
+            break;
+        case 'x':
+            digits = 2;
+            break;
+        case 'u':
+            digits = 4;
+            break;
+        case 'U':
+            digits = 8;
+            break;
         default:
             if (e >= '0' && e <= '7') {
                 int k = 0;
-                while (k < 3 && i < n && s[i] >= '0' && s[i] <= '7') cp = cp * 8 + (uint32_t)(s[i++] - '0'), k++;
+                while (k < 3 && i < n && s[i] >= '0' && s[i] <= '7')
+                    cp = cp * 8 + (uint32_t)(s[i++] - '0'), k++;
                 i--;
                 char tmp[4];
                 size_t m = utf8_encode(cp, tmp);
@@ -167,11 +195,14 @@ static int unescape(lexer *lx, const char *s, size_t n, jstr **out) {
             }
         }
         if (digits) {
-            if (i + (size_t)digits >= n) return lex_fail(lx, "truncated \\x/\\u escape in a string literal");
+            if (i + (size_t)digits >= n)
+                return lex_fail(lx, "truncated \\x/\\u escape in a string literal");
             for (int k = 1; k <= digits; k++) {
                 char h = s[i + (size_t)k];
-                int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                      : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+                int v = h >= '0' && h <= '9'   ? h - '0'
+                        : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                        : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                               : -1;
                 if (v < 0) return lex_fail(lx, "bad hex digit in a string literal escape");
                 cp = cp * 16 + (uint32_t)v;
             }
@@ -190,8 +221,12 @@ static int unescape(lexer *lx, const char *s, size_t n, jstr **out) {
     return 0;
 }
 
-static int is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int is_name_start(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+static int is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 /* Scans digits with '_' separators into buf; returns chars consumed. */
 static size_t scan_digits(const char *s, size_t n, char *out, size_t *w, size_t cap) {
@@ -245,8 +280,11 @@ static int lex_number(lexer *lx) {
 static int lex_op(lexer *lx) {
     const char *s = lx->s + lx->pos;
     size_t left = lx->n - lx->pos;
-    static const struct { const char *t; int code; } two[] = {
-        {"==", JTO_EQ}, {"!=", JTO_NE}, {"<=", JTO_LE}, {">=", JTO_GE}, {"//", JTO_FLOORDIV}, {"**", JTO_POW}};
+    static const struct {
+        const char *t;
+        int code;
+    } two[] = {{"==", JTO_EQ}, {"!=", JTO_NE},       {"<=", JTO_LE},
+               {">=", JTO_GE}, {"//", JTO_FLOORDIV}, {"**", JTO_POW}};
     for (size_t i = 0; i < sizeof two / sizeof two[0]; i++)
         if (left >= 2 && s[0] == two[i].t[0] && s[1] == two[i].t[1]) {
             jtok *t = push(lx, JT_OP);
@@ -277,8 +315,9 @@ static int lex_tag(lexer *lx, int is_block, int *line_starting) {
         size_t p = skip_space(s, lx->pos, n);
         lx->line += count_lines(s + lx->pos, p - lx->pos);
         lx->pos = p;
-        if (p >= n) return lex_fail(lx, is_block ? "unexpected end of template, expected '%}'"
-                                                 : "unexpected end of template, expected '}}'");
+        if (p >= n)
+            return lex_fail(lx, is_block ? "unexpected end of template, expected '%}'"
+                                         : "unexpected end of template, expected '}}'");
         if (depth == 0) {
             size_t e = 0;
             char sign = 0;
@@ -380,6 +419,8 @@ static int raw_begin_at(lexer *lx, size_t p, size_t *end) {
     return 0;
 }
 
+/* See jinja_int.h. The source is copied (newline-normalized) into a; tokens
+ * point into a and live as long as it. */
 int jx_lex(const char *src, size_t len, jx_arena *a, jtok **toks, size_t *n_toks, char *err,
            size_t err_size) {
     /* Like jinja2, newlines are normalized to "\n" first (\r\n and \r). */
@@ -415,10 +456,12 @@ int jx_lex(const char *src, size_t len, jx_arena *a, jtok **toks, size_t *n_toks
             if (emit_text(&lx, s + lx.pos, lx.n - lx.pos, lx.line)) goto oom;
             break;
         }
-        char sign = start + 2 < lx.n && (s[start + 2] == '-' || s[start + 2] == '+') ? s[start + 2] : 0;
+        char sign =
+            start + 2 < lx.n && (s[start + 2] == '-' || s[start + 2] == '+') ? s[start + 2] : 0;
         size_t raw_end = 0;
         int is_raw = kind == '%' && raw_begin_at(&lx, start, &raw_end);
-        size_t keep = strip_before(&lx, s + lx.pos, start - lx.pos, sign, kind == '{', line_starting);
+        size_t keep =
+            strip_before(&lx, s + lx.pos, start - lx.pos, sign, kind == '{', line_starting);
         if (emit_text(&lx, s + lx.pos, keep, lx.line)) goto oom;
         lx.line += count_lines(s + lx.pos, start - lx.pos);
         size_t body = start + 2 + (sign ? 1 : 0);
@@ -439,8 +482,10 @@ int jx_lex(const char *src, size_t len, jx_arena *a, jtok **toks, size_t *n_toks
                 if (s[q] == '#' && s[q + 1] == '}') break;
             if (q + 1 >= lx.n) return lex_fail(&lx, "missing end of comment tag");
             e = q + 2;
-            if (q > body && s[q - 1] == '-') e = skip_space(s, e, lx.n);
-            else if (!(q > body && s[q - 1] == '+') && e < lx.n && s[e] == '\n') e++;
+            if (q > body && s[q - 1] == '-')
+                e = skip_space(s, e, lx.n);
+            else if (!(q > body && s[q - 1] == '+') && e < lx.n && s[e] == '\n')
+                e++;
             lx.line += count_lines(s + start, e - start);
             line_starting = s[e - 1] == '\n';
             lx.pos = e;

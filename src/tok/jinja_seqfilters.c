@@ -19,7 +19,9 @@ static int ret_list(jlist *l, jv *out) {
     return 0;
 }
 
-static int opt_bool(fargs *a, int i, int def) { return a->has[i] ? jx_truthy(a->v[i]) : def; }
+static int opt_bool(fargs *a, int i, int def) {
+    return a->has[i] ? jx_truthy(a->v[i]) : def;
+}
 
 /* environment.getitem over "a.b.0" paths, as jinja2's make_attrgetter. */
 int jx_get_path(jx_vm *vm, jv item, jv attr, jv *out) {
@@ -32,8 +34,10 @@ int jx_get_path(jx_vm *vm, jv item, jv attr, jv *out) {
         jv key;
         int digits = dot > s;
         for (const char *p = s; p < dot; p++) digits &= *p >= '0' && *p <= '9';
-        if (digits && dot - s < 18) key = jv_int(strtoll(s, NULL, 10));
-        else if (jx_str(vm, s, (size_t)(dot - s), &key)) return -1;
+        if (digits && dot - s < 18)
+            key = jv_int(strtoll(s, NULL, 10));
+        else if (jx_str(vm, s, (size_t)(dot - s), &key))
+            return -1;
         if (jx_getitem(vm, *out, key, out)) return -1;
         s = dot + 1;
     }
@@ -47,7 +51,10 @@ static int lower_key(jx_vm *vm, jv v, int case_sensitive, jv *out) {
 }
 
 /* ---- sorting (stable merge sort whose comparison may fail) ---- */
-typedef struct sort_ctx { jx_vm *vm; int failed; } sort_ctx;
+typedef struct sort_ctx {
+    jx_vm *vm;
+    int failed;
+} sort_ctx;
 
 static int less(sort_ctx *c, jv a, jv b) {
     int r = 0;
@@ -62,8 +69,10 @@ static void merge_sort(sort_ctx *c, jv *keys, jv *vals, jv *tk, jv *tv, size_t n
     merge_sort(c, keys + h, vals + h, tk, tv, n - h);
     size_t i = 0, j = h, k = 0;
     while (i < h && j < n) {
-        if (less(c, keys[j], keys[i])) tk[k] = keys[j], tv[k++] = vals[j++];
-        else tk[k] = keys[i], tv[k++] = vals[i++];
+        if (less(c, keys[j], keys[i]))
+            tk[k] = keys[j], tv[k++] = vals[j++];
+        else
+            tk[k] = keys[i], tv[k++] = vals[i++];
     }
     while (i < h) tk[k] = keys[i], tv[k++] = vals[i++];
     while (j < n) tk[k] = keys[j], tv[k++] = vals[j++];
@@ -73,24 +82,32 @@ static void merge_sort(sort_ctx *c, jv *keys, jv *vals, jv *tk, jv *tv, size_t n
 
 /* Sorts vals by keys in place; reverse keeps stability like Python's sort(reverse=True). */
 static int sort_by(jx_vm *vm, jv *keys, jv *vals, size_t n, int reverse) {
-    jv *tk = jx_alloc(&vm->arena, (n + 1) * sizeof *tk), *tv = jx_alloc(&vm->arena, (n + 1) * sizeof *tv);
+    jv *tk = jx_alloc(&vm->arena, (n + 1) * sizeof *tk),
+       *tv = jx_alloc(&vm->arena, (n + 1) * sizeof *tv);
     if (!tk || !tv) return oom(vm);
     sort_ctx c = {vm, 0};
     if (jx_tick(vm, n * 20)) return -1;
     if (reverse) /* Python reverses, sorts stably, reverses again */
         for (size_t i = 0; i < n / 2; i++) {
-            jv t = keys[i]; keys[i] = keys[n - 1 - i]; keys[n - 1 - i] = t;
-            t = vals[i]; vals[i] = vals[n - 1 - i]; vals[n - 1 - i] = t;
+            jv t = keys[i];
+            keys[i] = keys[n - 1 - i];
+            keys[n - 1 - i] = t;
+            t = vals[i];
+            vals[i] = vals[n - 1 - i];
+            vals[n - 1 - i] = t;
         }
     merge_sort(&c, keys, vals, tk, tv, n);
     if (c.failed) return -1;
     if (reverse)
         for (size_t i = 0; i < n / 2; i++) {
-            jv t = vals[i]; vals[i] = vals[n - 1 - i]; vals[n - 1 - i] = t;
+            jv t = vals[i];
+            vals[i] = vals[n - 1 - i];
+            vals[n - 1 - i] = t;
         }
     return 0;
 }
 
+/* batch(linecount, fill_with): a generator of lists of linecount items. */
 int jx_f_batch(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
     jlist *items, *res = jx_list_new(&vm->arena, JL_GEN, 0), *cur = NULL;
@@ -113,18 +130,22 @@ int jx_f_batch(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out
     return ret_list(res, out);
 }
 
+/* dictsort(case_sensitive, by, reverse): (key, value) pairs sorted by key or value. */
 int jx_f_dictsort(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
     if (in.type != JV_DICT || in.u.d->kind != JD_DICT)
         return jx_fail(vm, "TypeError: dictsort needs a mapping, got %s", jx_type_name(in));
     int by_value = 0;
     if (a->has[1]) {
-        if (a->v[1].type == JV_STR && !strcmp(a->v[1].u.s->s, "value")) by_value = 1;
+        if (a->v[1].type == JV_STR && !strcmp(a->v[1].u.s->s, "value"))
+            by_value = 1;
         else if (!(a->v[1].type == JV_STR && !strcmp(a->v[1].u.s->s, "key")))
-            return jx_fail(vm, "FilterArgumentError: You can only sort by either \"key\" or \"value\"");
+            return jx_fail(vm,
+                           "FilterArgumentError: You can only sort by either \"key\" or \"value\"");
     }
     jdict *d = in.u.d;
-    jv *keys = jx_alloc(&vm->arena, (d->n + 1) * sizeof *keys), *vals = jx_alloc(&vm->arena, (d->n + 1) * sizeof *vals);
+    jv *keys = jx_alloc(&vm->arena, (d->n + 1) * sizeof *keys),
+       *vals = jx_alloc(&vm->arena, (d->n + 1) * sizeof *vals);
     jlist *l = jx_list_new(&vm->arena, JL_LIST, d->n);
     if (!keys || !vals || !l) return oom(vm);
     for (size_t i = 0; i < d->n; i++) {
@@ -160,15 +181,18 @@ static int f_minmax(jx_vm *vm, jv in, fargs *a, int want_max, jv *out) {
     *out = items->v[best];
     return 0;
 }
+/* max(case_sensitive, attribute): the largest item; Undefined when empty. */
 int jx_f_max(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
     return f_minmax(vm, in, a, 1, out);
 }
+/* min(case_sensitive, attribute): the smallest item; Undefined when empty. */
 int jx_f_min(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
     return f_minmax(vm, in, a, 0, out);
 }
 
+/* sort(reverse, case_sensitive, attribute): a new sorted list (stable). */
 int jx_f_sort(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
     jlist *items;
@@ -188,6 +212,7 @@ int jx_f_sort(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out)
     return ret_list(l, out);
 }
 
+/* sum(attribute, start): start + every item (or its attribute). */
 int jx_f_sum(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
     jlist *items;
@@ -202,17 +227,20 @@ int jx_f_sum(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) 
     return 0;
 }
 
+/* unique(case_sensitive, attribute): a generator of first occurrences. */
 int jx_f_unique(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
     jlist *items, *res, *seen;
     if (jx_iterate(vm, in, &items)) return -1;
-    if (!(res = jx_list_new(&vm->arena, JL_GEN, items->n)) || !(seen = jx_list_new(&vm->arena, JL_LIST, items->n)))
+    if (!(res = jx_list_new(&vm->arena, JL_GEN, items->n)) ||
+        !(seen = jx_list_new(&vm->arena, JL_LIST, items->n)))
         return oom(vm);
     for (size_t i = 0; i < items->n; i++) {
         jv k = items->v[i];
         if (a->has[1] && a->v[1].type != JV_NONE && jx_get_path(vm, k, a->v[1], &k)) return -1;
         if (lower_key(vm, k, opt_bool(a, 0, 0), &k)) return -1;
-        if (k.type == JV_LIST && k.u.l->kind != JL_TUPLE) return jx_fail(vm, "TypeError: unhashable type: 'list'");
+        if (k.type == JV_LIST && k.u.l->kind != JL_TUPLE)
+            return jx_fail(vm, "TypeError: unhashable type: 'list'");
         if (k.type == JV_DICT) return jx_fail(vm, "TypeError: unhashable type: 'dict'");
         int dup = 0;
         if (jx_tick(vm, seen->n)) return -1;
@@ -224,13 +252,16 @@ int jx_f_unique(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *ou
     return ret_list(res, out);
 }
 
+/* groupby(attribute, default, case_sensitive): (grouper, list) named tuples
+ * sorted by the grouper. */
 int jx_f_groupby(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *out) {
     (void)kn, (void)kv, (void)nk;
     jlist *items;
     if (!a->has[0]) return jx_fail(vm, "TypeError: groupby() needs an attribute");
     if (jx_iterate(vm, in, &items)) return -1;
     size_t n = items->n;
-    jv *keys = jx_alloc(&vm->arena, (n + 1) * sizeof *keys), *vals = jx_alloc(&vm->arena, (n + 1) * sizeof *vals);
+    jv *keys = jx_alloc(&vm->arena, (n + 1) * sizeof *keys),
+       *vals = jx_alloc(&vm->arena, (n + 1) * sizeof *vals);
     jv *raw = jx_alloc(&vm->arena, (n + 1) * sizeof *raw);
     jlist *res = jx_list_new(&vm->arena, JL_LIST, 0);
     if (!keys || !vals || !raw || !res) return oom(vm);
@@ -246,7 +277,8 @@ int jx_f_groupby(jx_vm *vm, jv in, fargs *a, jstr **kn, jv *kv, size_t nk, jv *o
     }
     if (sort_by(vm, keys, vals, n, 0)) return -1;
     for (size_t i = 0; i < n;) {
-        jlist *group = jx_list_new(&vm->arena, JL_LIST, 0), *t = jx_list_new(&vm->arena, JL_TUPLE, 2);
+        jlist *group = jx_list_new(&vm->arena, JL_LIST, 0),
+              *t = jx_list_new(&vm->arena, JL_TUPLE, 2);
         if (!group || !t) return oom(vm);
         size_t j = i;
         while (j < n && jx_equal(keys[j], keys[i])) {

@@ -11,11 +11,14 @@
 #include "tok/jinja_int.h"
 
 static const char *const test_names[] = {
-    "defined", "undefined", "none", "boolean", "false", "true", "integer", "float", "number",
-    "string", "mapping", "iterable", "sequence", "callable", "sameas", "escaped", "in", "eq",
-    "equalto", "==", "ne", "!=", "lt", "lessthan", "<", "le", "<=", "gt", "greaterthan", ">",
-    "ge", ">=", "odd", "even", "divisibleby", "lower", "upper", "filter", "test", NULL};
+    "defined",     "undefined", "none",     "boolean", "false",    "true",     "integer",
+    "float",       "number",    "string",   "mapping", "iterable", "sequence", "callable",
+    "sameas",      "escaped",   "in",       "eq",      "equalto",  "==",       "ne",
+    "!=",          "lt",        "lessthan", "<",       "le",       "<=",       "gt",
+    "greaterthan", ">",         "ge",       ">=",      "odd",      "even",     "divisibleby",
+    "lower",       "upper",     "filter",   "test",    NULL};
 
+/* 1 if name is a test this interpreter (and jinja2) knows. */
 int jx_has_test(const char *name) {
     for (size_t i = 0; test_names[i]; i++)
         if (!strcmp(test_names[i], name)) return 1;
@@ -30,14 +33,23 @@ static int need_arg(jx_vm *vm, const char *name, size_t n_args) {
 static int same(jv a, jv b) {
     if (a.type != b.type) return 0;
     switch (a.type) {
-    case JV_UNDEF: case JV_NONE: return 1;
-    case JV_BOOL: return a.u.b == b.u.b;
-    case JV_INT: return a.u.i == b.u.i;
-    case JV_FLOAT: return a.u.f == b.u.f;
-    case JV_STR: return a.u.s == b.u.s;
-    case JV_LIST: return a.u.l == b.u.l;
-    case JV_DICT: return a.u.d == b.u.d;
-    default: return a.u.fn == b.u.fn;
+    case JV_UNDEF:
+    case JV_NONE:
+        return 1;
+    case JV_BOOL:
+        return a.u.b == b.u.b;
+    case JV_INT:
+        return a.u.i == b.u.i;
+    case JV_FLOAT:
+        return a.u.f == b.u.f;
+    case JV_STR:
+        return a.u.s == b.u.s;
+    case JV_LIST:
+        return a.u.l == b.u.l;
+    case JV_DICT:
+        return a.u.d == b.u.d;
+    default:
+        return a.u.fn == b.u.fn;
     }
 }
 
@@ -51,24 +63,43 @@ static int str_cased(jx_vm *vm, jv v, int want_lower, int *res) {
     return 0;
 }
 
+/* Runs test name on in with args into *res (0/1). 0 or JX_ERR. */
 int jx_test(jx_vm *vm, const char *name, jv in, jv *args, size_t n_args, int *res) {
     int t = in.type;
     const char *n = name;
-    if (!strcmp(n, "defined")) *res = t != JV_UNDEF;
-    else if (!strcmp(n, "undefined")) *res = t == JV_UNDEF;
-    else if (!strcmp(n, "none")) *res = t == JV_NONE;
-    else if (!strcmp(n, "boolean")) *res = t == JV_BOOL;
-    else if (!strcmp(n, "false")) *res = t == JV_BOOL && !in.u.b;
-    else if (!strcmp(n, "true")) *res = t == JV_BOOL && in.u.b;
-    else if (!strcmp(n, "integer")) *res = t == JV_INT;
-    else if (!strcmp(n, "float")) *res = t == JV_FLOAT;
-    else if (!strcmp(n, "number")) *res = t == JV_INT || t == JV_FLOAT || t == JV_BOOL;
-    else if (!strcmp(n, "string")) *res = t == JV_STR;
-    else if (!strcmp(n, "mapping")) *res = t == JV_DICT && in.u.d->kind == JD_DICT;
-    else if (!strcmp(n, "iterable")) *res = t == JV_UNDEF || t == JV_STR || t == JV_LIST || (t == JV_DICT && in.u.d->kind == JD_DICT);
-    else if (!strcmp(n, "sequence")) *res = t == JV_UNDEF || t == JV_STR || (t == JV_LIST && in.u.l->kind != JL_GEN) || (t == JV_DICT && in.u.d->kind == JD_DICT);
-    else if (!strcmp(n, "callable")) *res = t == JV_FUNC || t == JV_UNDEF || (t == JV_DICT && in.u.d->kind == JD_LOOP && in.u.d->loop);
-    else if (!strcmp(n, "escaped")) *res = 0;
+    if (!strcmp(n, "defined"))
+        *res = t != JV_UNDEF;
+    else if (!strcmp(n, "undefined"))
+        *res = t == JV_UNDEF;
+    else if (!strcmp(n, "none"))
+        *res = t == JV_NONE;
+    else if (!strcmp(n, "boolean"))
+        *res = t == JV_BOOL;
+    else if (!strcmp(n, "false"))
+        *res = t == JV_BOOL && !in.u.b;
+    else if (!strcmp(n, "true"))
+        *res = t == JV_BOOL && in.u.b;
+    else if (!strcmp(n, "integer"))
+        *res = t == JV_INT;
+    else if (!strcmp(n, "float"))
+        *res = t == JV_FLOAT;
+    else if (!strcmp(n, "number"))
+        *res = t == JV_INT || t == JV_FLOAT || t == JV_BOOL;
+    else if (!strcmp(n, "string"))
+        *res = t == JV_STR;
+    else if (!strcmp(n, "mapping"))
+        *res = t == JV_DICT && in.u.d->kind == JD_DICT;
+    else if (!strcmp(n, "iterable"))
+        *res = t == JV_UNDEF || t == JV_STR || t == JV_LIST ||
+               (t == JV_DICT && in.u.d->kind == JD_DICT);
+    else if (!strcmp(n, "sequence"))
+        *res = t == JV_UNDEF || t == JV_STR || (t == JV_LIST && in.u.l->kind != JL_GEN) ||
+               (t == JV_DICT && in.u.d->kind == JD_DICT);
+    else if (!strcmp(n, "callable"))
+        *res = t == JV_FUNC || t == JV_UNDEF ||
+               (t == JV_DICT && in.u.d->kind == JD_LOOP && in.u.d->loop);
+    else if (!strcmp(n, "escaped"))
+        *res = 0;
     else if (!strcmp(n, "sameas")) {
         if (need_arg(vm, n, n_args)) return -1;
         *res = same(in, args[0]);
@@ -83,8 +114,8 @@ int jx_test(jx_vm *vm, const char *name, jv in, jv *args, size_t n_args, int *re
         if (need_arg(vm, n, n_args)) return -1;
         *res = !jx_equal(in, args[0]);
     } else if (!strcmp(n, "lt") || !strcmp(n, "lessthan") || !strcmp(n, "<") || !strcmp(n, "le") ||
-               !strcmp(n, "<=") || !strcmp(n, "gt") || !strcmp(n, "greaterthan") || !strcmp(n, ">") ||
-               !strcmp(n, "ge") || !strcmp(n, ">=")) {
+               !strcmp(n, "<=") || !strcmp(n, "gt") || !strcmp(n, "greaterthan") ||
+               !strcmp(n, ">") || !strcmp(n, "ge") || !strcmp(n, ">=")) {
         int op = n[0] == 'l' || n[0] == '<' ? (n[1] == 'e' || n[1] == '=' ? JOP_LE : JOP_LT)
                                             : (n[1] == 'e' || n[1] == '=' ? JOP_GE : JOP_GT);
         if (need_arg(vm, n, n_args)) return -1;
@@ -96,21 +127,32 @@ int jx_test(jx_vm *vm, const char *name, jv in, jv *args, size_t n_args, int *re
     } else if (!strcmp(n, "divisibleby")) {
         jv m;
         if (need_arg(vm, n, n_args)) return -1;
-        if (in.type == JV_INT && args[0].type == JV_INT && args[0].u.i == -1) { *res = 1; return 0; }
+        if (in.type == JV_INT && args[0].type == JV_INT && args[0].u.i == -1) {
+            *res = 1;
+            return 0;
+        }
         if (jx_binop(vm, JOP_MOD, in, args[0], &m)) return -1;
         *res = jx_equal(m, jv_int(0));
     } else if (!strcmp(n, "lower") || !strcmp(n, "upper")) {
         return str_cased(vm, in, n[0] == 'l', res);
     } else if (!strcmp(n, "filter") || !strcmp(n, "test")) {
         if (need_arg(vm, n, n_args)) return -1;
-        if (in.type != JV_STR) { *res = 0; return 0; }
-        if (n[0] == 't') *res = jx_has_test(in.u.s->s);
+        if (in.type != JV_STR) {
+            *res = 0;
+            return 0;
+        }
+        if (n[0] == 't')
+            *res = jx_has_test(in.u.s->s);
         else {
-            static const char *const known[] = {"abs", "attr", "batch", "capitalize", "center", "count", "d",
-                "default", "dictsort", "e", "escape", "first", "float", "forceescape", "format", "indent", "int",
-                "items", "join", "last", "length", "list", "lower", "map", "max", "min", "pprint", "reject",
-                "rejectattr", "replace", "reverse", "round", "safe", "select", "selectattr", "sort", "string",
-                "sum", "title", "tojson", "trim", "truncate", "unique", "upper", "wordcount", NULL};
+            static const char *const known[] = {
+                "abs",     "attr",        "batch",     "capitalize", "center",     "count",
+                "d",       "default",     "dictsort",  "e",          "escape",     "first",
+                "float",   "forceescape", "format",    "indent",     "int",        "items",
+                "join",    "last",        "length",    "list",       "lower",      "map",
+                "max",     "min",         "pprint",    "reject",     "rejectattr", "replace",
+                "reverse", "round",       "safe",      "select",     "selectattr", "sort",
+                "string",  "sum",         "title",     "tojson",     "trim",       "truncate",
+                "unique",  "upper",       "wordcount", NULL};
             *res = 0;
             for (size_t i = 0; known[i]; i++) *res |= !strcmp(known[i], in.u.s->s);
         }
@@ -128,36 +170,66 @@ static int pct_one(jx_vm *vm, buf *b, const char *flags, int width, int prec, ch
     buf body = BUF_INIT;
     int rc = 0;
     switch (conv) {
-    case 's': case 'r': case 'a':
+    case 's':
+    case 'r':
+    case 'a':
         rc = conv == 's' ? jx_to_str(vm, v, &body) : jx_to_repr(vm, v, &body);
-        if (!rc && prec >= 0 && (size_t)prec < body.len) body.len = (size_t)prec; /* bytes; ASCII-exact */
+        if (!rc && prec >= 0 && (size_t)prec < body.len)
+            body.len = (size_t)prec; /* bytes; ASCII-exact */
         break;
-    case 'd': case 'i': case 'u': case 'x': case 'X': case 'o': case 'c': {
+    case 'd':
+    case 'i':
+    case 'u':
+    case 'x':
+    case 'X':
+    case 'o':
+    case 'c': {
         int64_t i;
-        if (v.type == JV_FLOAT && conv != 'c') i = (int64_t)v.u.f;
-        else if (v.type == JV_INT) i = v.u.i;
-        else if (v.type == JV_BOOL) i = v.u.b;
-        else { rc = jx_fail(vm, "TypeError: %%%c format: a real number is required, not %s", conv, jx_type_name(v)); break; }
+        if (v.type == JV_FLOAT && conv != 'c')
+            i = (int64_t)v.u.f;
+        else if (v.type == JV_INT)
+            i = v.u.i;
+        else if (v.type == JV_BOOL)
+            i = v.u.b;
+        else {
+            rc = jx_fail(vm, "TypeError: %%%c format: a real number is required, not %s", conv,
+                         jx_type_name(v));
+            break;
+        }
         if (conv == 'c') {
             buf_putc(&body, (char)i);
             break;
         }
-        snprintf(spec, sizeof spec, "%%%s%s%s%s%s%s", strchr(flags, '+') ? "+" : "", strchr(flags, ' ') ? " " : "",
-                 strchr(flags, '#') ? "#" : "", prec >= 0 ? "." : "", "", "");
+        snprintf(spec, sizeof spec, "%%%s%s%s%s%s%s", strchr(flags, '+') ? "+" : "",
+                 strchr(flags, ' ') ? " " : "", strchr(flags, '#') ? "#" : "", prec >= 0 ? "." : "",
+                 "", "");
         if (prec >= 0) snprintf(spec + strlen(spec), sizeof spec - strlen(spec), "%d", prec);
-        snprintf(spec + strlen(spec), sizeof spec - strlen(spec), "ll%c", conv == 'i' || conv == 'u' ? 'd' : conv);
+        snprintf(spec + strlen(spec), sizeof spec - strlen(spec), "ll%c",
+                 conv == 'i' || conv == 'u' ? 'd' : conv);
         snprintf(tmp, sizeof tmp, spec, (long long)i);
         buf_puts(&body, tmp);
         break;
     }
-    case 'f': case 'F': case 'e': case 'E': case 'g': case 'G': {
+    case 'f':
+    case 'F':
+    case 'e':
+    case 'E':
+    case 'g':
+    case 'G': {
         double d;
-        if (v.type == JV_FLOAT) d = v.u.f;
-        else if (v.type == JV_INT) d = (double)v.u.i;
-        else if (v.type == JV_BOOL) d = v.u.b;
-        else { rc = jx_fail(vm, "TypeError: must be real number, not %s", jx_type_name(v)); break; }
-        snprintf(spec, sizeof spec, "%%%s%s%s.%d%c", strchr(flags, '+') ? "+" : "", strchr(flags, ' ') ? " " : "",
-                 strchr(flags, '#') ? "#" : "", prec >= 0 ? (prec > 100 ? 100 : prec) : 6, conv);
+        if (v.type == JV_FLOAT)
+            d = v.u.f;
+        else if (v.type == JV_INT)
+            d = (double)v.u.i;
+        else if (v.type == JV_BOOL)
+            d = v.u.b;
+        else {
+            rc = jx_fail(vm, "TypeError: must be real number, not %s", jx_type_name(v));
+            break;
+        }
+        snprintf(spec, sizeof spec, "%%%s%s%s.%d%c", strchr(flags, '+') ? "+" : "",
+                 strchr(flags, ' ') ? " " : "", strchr(flags, '#') ? "#" : "",
+                 prec >= 0 ? (prec > 100 ? 100 : prec) : 6, conv);
         snprintf(tmp, sizeof tmp, spec, d);
         buf_puts(&body, tmp);
         break;
@@ -172,7 +244,8 @@ static int pct_one(jx_vm *vm, buf *b, const char *flags, int width, int prec, ch
         if (!left && !zero)
             for (size_t i = 0; i < pad; i++) buf_putc(b, ' ');
         if (zero && pad) {
-            size_t sign = body.len && (body.data[0] == '-' || body.data[0] == '+' || body.data[0] == ' ');
+            size_t sign =
+                body.len && (body.data[0] == '-' || body.data[0] == '+' || body.data[0] == ' ');
             buf_append(b, body.data, sign);
             for (size_t i = 0; i < pad; i++) buf_putc(b, '0');
             buf_append(b, body.data + sign, body.len - sign);
@@ -186,6 +259,8 @@ static int pct_one(jx_vm *vm, buf *b, const char *flags, int width, int prec, ch
     return rc;
 }
 
+/* Python printf-style formatting fmt % args (a tuple, a mapping for
+ * %(name)s, or one value). 0 or JX_ERR with Python's TypeError/ValueError. */
 int jx_str_percent(jx_vm *vm, jv fmt, jv args, jv *out) {
     jlist one = {1, 1, &args, JL_TUPLE, 0, 0}, *list = &one;
     jdict *map = NULL;
@@ -222,16 +297,20 @@ int jx_str_percent(jx_vm *vm, jv fmt, jv args, jv *out) {
         size_t nf = 0;
         while (i < n && strchr("-+ #0", s[i]) && nf < 7) flags[nf++] = s[i++];
         int width = 0, prec = -1;
-        while (i < n && s[i] >= '0' && s[i] <= '9' && width < 10000) width = width * 10 + (s[i++] - '0');
+        while (i < n && s[i] >= '0' && s[i] <= '9' && width < 10000)
+            width = width * 10 + (s[i++] - '0');
         if (i < n && s[i] == '.') {
             prec = 0;
             i++;
-            while (i < n && s[i] >= '0' && s[i] <= '9' && prec < 10000) prec = prec * 10 + (s[i++] - '0');
+            while (i < n && s[i] >= '0' && s[i] <= '9' && prec < 10000)
+                prec = prec * 10 + (s[i++] - '0');
         }
         if (i >= n) goto incomplete;
         if (!have) {
-            if (map && list == &one) v = args;
-            else if (next < list->n) v = list->v[next++];
+            if (map && list == &one)
+                v = args;
+            else if (next < list->n)
+                v = list->v[next++];
             else {
                 buf_free(&b);
                 return jx_fail(vm, "TypeError: not enough arguments for format string");
@@ -242,7 +321,8 @@ int jx_str_percent(jx_vm *vm, jv fmt, jv args, jv *out) {
             return -1;
         }
     }
-    if ((list != &one && next < list->n) || (list == &one && next == 0 && args.type != JV_UNDEF && args.type != JV_LIST && args.type != JV_DICT)) {
+    if ((list != &one && next < list->n) || (list == &one && next == 0 && args.type != JV_UNDEF &&
+                                             args.type != JV_LIST && args.type != JV_DICT)) {
         buf_free(&b);
         return jx_fail(vm, "TypeError: not all arguments converted during string formatting");
     }

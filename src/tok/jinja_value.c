@@ -24,7 +24,13 @@ struct jx_chunk {
 
 #define CHUNK_BYTES (64u * 1024)
 
+/* n zeroed, 16-byte-aligned bytes from the arena; NULL (and a->over set)
+ * past the arena's limit or when malloc fails. */
 void *jx_alloc(jx_arena *a, size_t n) {
+    if (n > ((size_t)1 << 40)) { /* also keeps the rounding below from wrapping */
+        a->over = 1;
+        return NULL;
+    }
     n = (n + 15) & ~(size_t)15;
     if (n == 0) n = 16;
     if (a->over) return NULL;
@@ -57,6 +63,7 @@ void *jx_alloc(jx_arena *a, size_t n) {
     return p;
 }
 
+/* Frees every allocation of the arena; it can be reused afterwards. */
 void jx_arena_free(jx_arena *a) {
     jx_chunk *c = a->head;
     while (c) {
@@ -69,13 +76,32 @@ void jx_arena_free(jx_arena *a) {
     a->over = 0;
 }
 
-jv jv_undef(const char *hint) { jv v = {JV_UNDEF, {.hint = hint}}; return v; }
-jv jv_none(void) { jv v = {JV_NONE, {0}}; return v; }
-jv jv_bool(int b) { jv v = {JV_BOOL, {.b = !!b}}; return v; }
-jv jv_int(int64_t i) { jv v = {JV_INT, {.i = i}}; return v; }
-jv jv_float(double f) { jv v = {JV_FLOAT, {.f = f}}; return v; }
-jv jv_func(jfunc *fn) { jv v = {JV_FUNC, {.fn = fn}}; return v; }
+jv jv_undef(const char *hint) {
+    jv v = {JV_UNDEF, {.hint = hint}};
+    return v;
+}
+jv jv_none(void) {
+    jv v = {JV_NONE, {0}};
+    return v;
+}
+jv jv_bool(int b) {
+    jv v = {JV_BOOL, {.b = !!b}};
+    return v;
+}
+jv jv_int(int64_t i) {
+    jv v = {JV_INT, {.i = i}};
+    return v;
+}
+jv jv_float(double f) {
+    jv v = {JV_FLOAT, {.f = f}};
+    return v;
+}
+jv jv_func(jfunc *fn) {
+    jv v = {JV_FUNC, {.fn = fn}};
+    return v;
+}
 
+/* A new string of n bytes copied from s (s may be NULL: zeroed), NUL-terminated. */
 jstr *jx_str_new(jx_arena *a, const char *s, size_t n) {
     if (n > JX_MAX_MEMORY_BYTES) {
         a->over = 1;
@@ -89,25 +115,31 @@ jstr *jx_str_new(jx_arena *a, const char *s, size_t n) {
     return r;
 }
 
+/* Makes a string value of s[0..n) in *out. 0 or JX_ERR (MemoryError). */
 int jx_str(jx_vm *vm, const char *s, size_t n, jv *out) {
     jstr *r = jx_str_new(&vm->arena, s, n);
-    if (!r) return jx_fail(vm, "MemoryError: the render used more than %u MiB", JX_MAX_MEMORY_BYTES >> 20);
+    if (!r)
+        return jx_fail(vm, "MemoryError: the render used more than %u MiB",
+                       JX_MAX_MEMORY_BYTES >> 20);
     out->type = JV_STR;
     out->u.s = r;
     return 0;
 }
 
+/* A new list of the given kind with room for cap items (n = 0); NULL on memory. */
 jlist *jx_list_new(jx_arena *a, int kind, size_t cap) {
     jlist *l = jx_alloc(a, sizeof *l);
     if (!l) return NULL;
     l->kind = kind;
     if (cap) {
-        if (cap > JX_MAX_MEMORY_BYTES / sizeof(jv) || !(l->v = jx_alloc(a, cap * sizeof(jv)))) return NULL;
+        if (cap > JX_MAX_MEMORY_BYTES / sizeof(jv) || !(l->v = jx_alloc(a, cap * sizeof(jv))))
+            return NULL;
         l->cap = cap;
     }
     return l;
 }
 
+/* Appends v, growing the list. 0 or -1 on memory. */
 int jx_list_push(jx_arena *a, jlist *l, jv v) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 4;
@@ -122,12 +154,14 @@ int jx_list_push(jx_arena *a, jlist *l, jv v) {
     return 0;
 }
 
+/* A new empty dict of the given kind (JD_*); NULL on memory. */
 jdict *jx_dict_new(jx_arena *a, int kind) {
     jdict *d = jx_alloc(a, sizeof *d);
     if (d) d->kind = kind;
     return d;
 }
 
+/* The value slot for key k (Python equality), or NULL. */
 jv *jx_dict_get(const jdict *d, jv k) {
     if (k.type == JV_STR) return jx_dict_get_str(d, k.u.s->s, k.u.s->len);
     for (size_t i = 0; i < d->n; i++)
@@ -135,6 +169,7 @@ jv *jx_dict_get(const jdict *d, jv k) {
     return NULL;
 }
 
+/* The value slot for the string key k[0..n), or NULL. */
 jv *jx_dict_get_str(const jdict *d, const char *k, size_t n) {
     for (size_t i = 0; i < d->n; i++)
         if (d->k[i].type == JV_STR && d->k[i].u.s->len == n && !memcmp(d->k[i].u.s->s, k, n))
@@ -156,6 +191,7 @@ static int dict_append(jx_arena *a, jdict *d, jv k, jv v) {
     return 0;
 }
 
+/* Sets d[k] = v, keeping insertion order for new keys. 0 or -1 on memory. */
 int jx_dict_set(jx_arena *a, jdict *d, jv k, jv v) {
     jv *slot = jx_dict_get(d, k);
     if (slot) {
@@ -165,6 +201,7 @@ int jx_dict_set(jx_arena *a, jdict *d, jv k, jv v) {
     return dict_append(a, d, k, v);
 }
 
+/* Sets d[k] = v for a C-string key (copied). 0 or -1 on memory. */
 int jx_dict_set_str(jx_arena *a, jdict *d, const char *k, jv v) {
     jv *slot = jx_dict_get_str(d, k, strlen(k));
     if (slot) {
@@ -177,39 +214,66 @@ int jx_dict_set_str(jx_arena *a, jdict *d, const char *k, jv v) {
     return dict_append(a, d, kv, v);
 }
 
+/* Python's type name of v, for error messages. */
 const char *jx_type_name(jv v) {
     switch (v.type) {
-    case JV_UNDEF: return "Undefined";
-    case JV_NONE: return "NoneType";
-    case JV_BOOL: return "bool";
-    case JV_INT: return "int";
-    case JV_FLOAT: return "float";
-    case JV_STR: return "str";
-    case JV_LIST: return v.u.l->kind == JL_TUPLE ? "tuple" : v.u.l->kind == JL_GEN ? "generator" : "list";
-    case JV_DICT: return v.u.d->kind == JD_NAMESPACE ? "Namespace" : v.u.d->kind == JD_LOOP ? "LoopContext" : "dict";
-    default: return v.u.fn->kind == JF_MACRO ? "Macro" : "builtin_function_or_method";
+    case JV_UNDEF:
+        return "Undefined";
+    case JV_NONE:
+        return "NoneType";
+    case JV_BOOL:
+        return "bool";
+    case JV_INT:
+        return "int";
+    case JV_FLOAT:
+        return "float";
+    case JV_STR:
+        return "str";
+    case JV_LIST:
+        return v.u.l->kind == JL_TUPLE ? "tuple" : v.u.l->kind == JL_GEN ? "generator" : "list";
+    case JV_DICT:
+        return v.u.d->kind == JD_NAMESPACE ? "Namespace"
+               : v.u.d->kind == JD_LOOP    ? "LoopContext"
+                                           : "dict";
+    default:
+        return v.u.fn->kind == JF_MACRO ? "Macro" : "builtin_function_or_method";
     }
 }
 
+/* Python truthiness (Undefined and generators included, as jinja2). */
 int jx_truthy(jv v) {
     switch (v.type) {
-    case JV_UNDEF: case JV_NONE: return 0;
-    case JV_BOOL: return v.u.b;
-    case JV_INT: return v.u.i != 0;
-    case JV_FLOAT: return v.u.f != 0.0;
-    case JV_STR: return v.u.s->len != 0;
-    case JV_LIST: return v.u.l->kind == JL_GEN || v.u.l->n != 0;
-    case JV_DICT: return v.u.d->kind != JD_DICT || v.u.d->n != 0;
-    default: return 1;
+    case JV_UNDEF:
+    case JV_NONE:
+        return 0;
+    case JV_BOOL:
+        return v.u.b;
+    case JV_INT:
+        return v.u.i != 0;
+    case JV_FLOAT:
+        return v.u.f != 0.0;
+    case JV_STR:
+        return v.u.s->len != 0;
+    case JV_LIST:
+        return v.u.l->kind == JL_GEN || v.u.l->n != 0;
+    case JV_DICT:
+        return v.u.d->kind != JD_DICT || v.u.d->n != 0;
+    default:
+        return 1;
     }
 }
 
-static int is_num(jv v) { return v.type == JV_BOOL || v.type == JV_INT || v.type == JV_FLOAT; }
+static int is_num(jv v) {
+    return v.type == JV_BOOL || v.type == JV_INT || v.type == JV_FLOAT;
+}
 static double num_f(jv v) {
     return v.type == JV_FLOAT ? v.u.f : v.type == JV_INT ? (double)v.u.i : (double)v.u.b;
 }
-static int64_t num_i(jv v) { return v.type == JV_INT ? v.u.i : v.u.b; }
+static int64_t num_i(jv v) {
+    return v.type == JV_INT ? v.u.i : v.u.b;
+}
 
+/* Python ==: numbers across int/float/bool, deep lists and dicts. */
 int jx_equal(jv a, jv b) {
     if (is_num(a) && is_num(b)) {
         if (a.type == JV_FLOAT || b.type == JV_FLOAT) return num_f(a) == num_f(b);
@@ -217,12 +281,16 @@ int jx_equal(jv a, jv b) {
     }
     if (a.type != b.type) return 0;
     switch (a.type) {
-    case JV_UNDEF: case JV_NONE: return 1;
-    case JV_STR: return a.u.s->len == b.u.s->len && !memcmp(a.u.s->s, b.u.s->s, a.u.s->len);
+    case JV_UNDEF:
+    case JV_NONE:
+        return 1;
+    case JV_STR:
+        return a.u.s->len == b.u.s->len && !memcmp(a.u.s->s, b.u.s->s, a.u.s->len);
     case JV_LIST:
         if (a.u.l == b.u.l) return 1;
         if ((a.u.l->kind == JL_TUPLE) != (b.u.l->kind == JL_TUPLE) || a.u.l->kind == JL_GEN ||
-            b.u.l->kind == JL_GEN || a.u.l->n != b.u.l->n) return 0;
+            b.u.l->kind == JL_GEN || a.u.l->n != b.u.l->n)
+            return 0;
         for (size_t i = 0; i < a.u.l->n; i++)
             if (!jx_equal(a.u.l->v[i], b.u.l->v[i])) return 0;
         return 1;
@@ -234,7 +302,8 @@ int jx_equal(jv a, jv b) {
             if (!o || !jx_equal(a.u.d->v[i], *o)) return 0;
         }
         return 1;
-    default: return a.u.fn == b.u.fn;
+    default:
+        return a.u.fn == b.u.fn;
     }
 }
 
@@ -246,7 +315,10 @@ static int cmp3(jx_vm *vm, jv a, jv b, int op, int *c) {
     if (is_num(a) && is_num(b)) {
         if (a.type == JV_FLOAT || b.type == JV_FLOAT) {
             double x = num_f(a), y = num_f(b);
-            if (isnan(x) || isnan(y)) { *c = 2; return 0; } /* every ordering is false */
+            if (isnan(x) || isnan(y)) {
+                *c = 2;
+                return 0;
+            } /* every ordering is false */
             *c = x < y ? -1 : x > y;
         } else {
             *c = num_i(a) < num_i(b) ? -1 : num_i(a) > num_i(b);
@@ -259,7 +331,8 @@ static int cmp3(jx_vm *vm, jv a, jv b, int op, int *c) {
         *c = r ? (r < 0 ? -1 : 1) : a.u.s->len < b.u.s->len ? -1 : a.u.s->len > b.u.s->len;
         return 0;
     }
-    if (a.type == JV_LIST && b.type == JV_LIST && a.u.l->kind == b.u.l->kind && a.u.l->kind != JL_GEN) {
+    if (a.type == JV_LIST && b.type == JV_LIST && a.u.l->kind == b.u.l->kind &&
+        a.u.l->kind != JL_GEN) {
         for (size_t i = 0; i < a.u.l->n && i < b.u.l->n; i++) {
             if (jx_equal(a.u.l->v[i], b.u.l->v[i])) continue;
             return cmp3(vm, a.u.l->v[i], b.u.l->v[i], op, c);
@@ -269,26 +342,39 @@ static int cmp3(jx_vm *vm, jv a, jv b, int op, int *c) {
     }
     if (a.type == JV_UNDEF) return jx_undef_fail(vm, a);
     if (b.type == JV_UNDEF) return jx_undef_fail(vm, b);
-    return jx_fail(vm, "TypeError: '%s' not supported between instances of '%s' and '%s'", op_sym(op),
-                   jx_type_name(a), jx_type_name(b));
+    return jx_fail(vm, "TypeError: '%s' not supported between instances of '%s' and '%s'",
+                   op_sym(op), jx_type_name(a), jx_type_name(b));
 }
 
+/* Python ordering (<, <=, >, >=) into *res; TypeError between
+ * unorderable types. 0 or JX_ERR. */
 int jx_compare(jx_vm *vm, jv a, jv b, int op, int *res) {
     int c;
     if (cmp3(vm, a, b, op, &c)) return -1;
-    if (c == 2) *res = 0;
-    else if (op == JOP_LT) *res = c < 0;
-    else if (op == JOP_LE) *res = c <= 0;
-    else if (op == JOP_GT) *res = c > 0;
-    else *res = c >= 0;
+    if (c == 2)
+        *res = 0;
+    else if (op == JOP_LT)
+        *res = c < 0;
+    else if (op == JOP_LE)
+        *res = c <= 0;
+    else if (op == JOP_GT)
+        *res = c > 0;
+    else
+        *res = c >= 0;
     return 0;
 }
 
 /* Python's repr(float): the shortest digits that round-trip, scientific
  * notation when the exponent is < -4 or >= 16. */
 void jx_format_float(double f, char *out, size_t size) {
-    if (isnan(f)) { snprintf(out, size, "nan"); return; }
-    if (isinf(f)) { snprintf(out, size, f < 0 ? "-inf" : "inf"); return; }
+    if (isnan(f)) {
+        snprintf(out, size, "nan");
+        return;
+    }
+    if (isinf(f)) {
+        snprintf(out, size, f < 0 ? "-inf" : "inf");
+        return;
+    }
     char tmp[40];
     int prec;
     for (prec = 1; prec <= 17; prec++) {
@@ -306,7 +392,13 @@ void jx_format_float(double f, char *out, size_t size) {
     digits[nd] = 0;
     char *o = out;
     size_t left = size;
-#define PUT(...) do { int k_ = snprintf(o, left, __VA_ARGS__); if (k_ < 0 || (size_t)k_ >= left) return; o += k_; left -= (size_t)k_; } while (0)
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        int k_ = snprintf(o, left, __VA_ARGS__);                                                   \
+        if (k_ < 0 || (size_t)k_ >= left) return;                                                  \
+        o += k_;                                                                                   \
+        left -= (size_t)k_;                                                                        \
+    } while (0)
     if (neg) PUT("-");
     if (exp < -4 || exp >= 16) {
         PUT("%c", digits[0]);
@@ -319,15 +411,18 @@ void jx_format_float(double f, char *out, size_t size) {
     } else {
         for (int i = 0; i <= exp; i++) PUT("%c", i < nd ? digits[i] : '0');
         PUT(".");
-        if (nd > exp + 1) PUT("%s", digits + exp + 1);
-        else PUT("0");
+        if (nd > exp + 1)
+            PUT("%s", digits + exp + 1);
+        else
+            PUT("0");
     }
 #undef PUT
 }
 
 static int deep(jx_vm *vm, int depth) {
     if (depth > JX_MAX_VALUE_DEPTH)
-        return jx_fail(vm, "RecursionError: value nested deeper than %d levels", JX_MAX_VALUE_DEPTH);
+        return jx_fail(vm, "RecursionError: value nested deeper than %d levels",
+                       JX_MAX_VALUE_DEPTH);
     return 0;
 }
 
@@ -336,10 +431,17 @@ static int is_printable(uint32_t cp) {
     if (cp < 0x7f) return 1;
     utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
     switch (c) {
-    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CS:
-    case UTF8PROC_CATEGORY_CO: case UTF8PROC_CATEGORY_CN: case UTF8PROC_CATEGORY_ZL:
-    case UTF8PROC_CATEGORY_ZP: case UTF8PROC_CATEGORY_ZS: return 0;
-    default: return 1;
+    case UTF8PROC_CATEGORY_CC:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_CS:
+    case UTF8PROC_CATEGORY_CO:
+    case UTF8PROC_CATEGORY_CN:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP:
+    case UTF8PROC_CATEGORY_ZS:
+        return 0;
+    default:
+        return 1;
     }
 }
 
@@ -350,15 +452,26 @@ static void repr_str(buf *b, const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         size_t k = utf8_decode(s + i, n - i, &cp);
-        if (!k) { cp = (unsigned char)s[i]; k = 1; }
-        if (cp == (uint32_t)q || cp == '\\') buf_putc(b, '\\'), buf_putc(b, (char)cp);
-        else if (cp == '\n') buf_puts(b, "\\n");
-        else if (cp == '\r') buf_puts(b, "\\r");
-        else if (cp == '\t') buf_puts(b, "\\t");
-        else if (is_printable(cp)) buf_append(b, s + i, k);
-        else if (cp < 0x100) buf_printf(b, "\\x%02x", cp);
-        else if (cp < 0x10000) buf_printf(b, "\\u%04x", cp);
-        else buf_printf(b, "\\U%08x", cp);
+        if (!k) {
+            cp = (unsigned char)s[i];
+            k = 1;
+        }
+        if (cp == (uint32_t)q || cp == '\\')
+            buf_putc(b, '\\'), buf_putc(b, (char)cp);
+        else if (cp == '\n')
+            buf_puts(b, "\\n");
+        else if (cp == '\r')
+            buf_puts(b, "\\r");
+        else if (cp == '\t')
+            buf_puts(b, "\\t");
+        else if (is_printable(cp))
+            buf_append(b, s + i, k);
+        else if (cp < 0x100)
+            buf_printf(b, "\\x%02x", cp);
+        else if (cp < 0x10000)
+            buf_printf(b, "\\u%04x", cp);
+        else
+            buf_printf(b, "\\U%08x", cp);
         i += k;
     }
     buf_putc(b, q);
@@ -369,24 +482,44 @@ static int repr_rec(jx_vm *vm, jv v, buf *b, int depth);
 static int str_rec(jx_vm *vm, jv v, buf *b, int depth) {
     char tmp[64];
     switch (v.type) {
-    case JV_UNDEF: return 0;
-    case JV_NONE: buf_puts(b, "None"); return 0;
-    case JV_BOOL: buf_puts(b, v.u.b ? "True" : "False"); return 0;
-    case JV_INT: buf_printf(b, "%lld", (long long)v.u.i); return 0;
-    case JV_FLOAT: jx_format_float(v.u.f, tmp, sizeof tmp); buf_puts(b, tmp); return 0;
-    case JV_STR: buf_append(b, v.u.s->s, v.u.s->len); return 0;
-    default: return repr_rec(vm, v, b, depth);
+    case JV_UNDEF:
+        return 0;
+    case JV_NONE:
+        buf_puts(b, "None");
+        return 0;
+    case JV_BOOL:
+        buf_puts(b, v.u.b ? "True" : "False");
+        return 0;
+    case JV_INT:
+        buf_printf(b, "%lld", (long long)v.u.i);
+        return 0;
+    case JV_FLOAT:
+        jx_format_float(v.u.f, tmp, sizeof tmp);
+        buf_puts(b, tmp);
+        return 0;
+    case JV_STR:
+        buf_append(b, v.u.s->s, v.u.s->len);
+        return 0;
+    default:
+        return repr_rec(vm, v, b, depth);
     }
 }
 
 static int repr_rec(jx_vm *vm, jv v, buf *b, int depth) {
     if (deep(vm, depth)) return -1;
     switch (v.type) {
-    case JV_UNDEF: buf_puts(b, "Undefined"); return 0;
-    case JV_STR: repr_str(b, v.u.s->s, v.u.s->len); return 0;
+    case JV_UNDEF:
+        buf_puts(b, "Undefined");
+        return 0;
+    case JV_STR:
+        repr_str(b, v.u.s->s, v.u.s->len);
+        return 0;
     case JV_LIST: {
         jlist *l = v.u.l;
-        if (l->kind == JL_GEN) { buf_puts(b, "<generator object>"); return 0; }
+        if (l->kind == JL_GEN) {
+            buf_puts(b, "<generator object>");
+            return 0;
+        }
         buf_putc(b, l->kind == JL_TUPLE ? '(' : '[');
         for (size_t i = 0; i < l->n; i++) {
             if (i) buf_puts(b, ", ");
@@ -398,7 +531,10 @@ static int repr_rec(jx_vm *vm, jv v, buf *b, int depth) {
     }
     case JV_DICT: {
         jdict *d = v.u.d;
-        if (d->kind == JD_LOOP) { buf_puts(b, "<LoopContext>"); return 0; }
+        if (d->kind == JD_LOOP) {
+            buf_puts(b, "<LoopContext>");
+            return 0;
+        }
         if (d->kind == JD_NAMESPACE) buf_puts(b, "<Namespace ");
         buf_putc(b, '{');
         for (size_t i = 0; i < d->n; i++) {
@@ -412,30 +548,37 @@ static int repr_rec(jx_vm *vm, jv v, buf *b, int depth) {
         return 0;
     }
     case JV_FUNC:
-        if (v.u.fn->kind == JF_MACRO) buf_printf(b, "<Macro '%s'>", v.u.fn->name);
-        else buf_printf(b, "<built-in method %s>", v.u.fn->name);
+        if (v.u.fn->kind == JF_MACRO)
+            buf_printf(b, "<Macro '%s'>", v.u.fn->name);
+        else
+            buf_printf(b, "<built-in method %s>", v.u.fn->name);
         return 0;
-    default: return str_rec(vm, v, b, depth);
+    default:
+        return str_rec(vm, v, b, depth);
     }
 }
 
 static int check_buf(jx_vm *vm, buf *b) {
     if (b->oom) return jx_fail(vm, "MemoryError: out of memory while formatting a value");
     if (b->len > JX_MAX_OUTPUT_BYTES)
-        return jx_fail(vm, "OutputError: a value's text is longer than %u MiB", JX_MAX_OUTPUT_BYTES >> 20);
+        return jx_fail(vm, "OutputError: a value's text is longer than %u MiB",
+                       JX_MAX_OUTPUT_BYTES >> 20);
     return 0;
 }
 
+/* Appends Python str(v) to b (Undefined prints nothing). 0 or JX_ERR. */
 int jx_to_str(jx_vm *vm, jv v, buf *b) {
     if (str_rec(vm, v, b, 0)) return -1;
     return check_buf(vm, b);
 }
 
+/* Appends Python repr(v) to b. 0 or JX_ERR. */
 int jx_to_repr(jx_vm *vm, jv v, buf *b) {
     if (repr_rec(vm, v, b, 0)) return -1;
     return check_buf(vm, b);
 }
 
+/* str(v) as a string value (v itself when it is one). 0 or JX_ERR. */
 int jx_stringify(jx_vm *vm, jv v, jv *out) {
     if (v.type == JV_STR) {
         *out = v;
@@ -453,13 +596,27 @@ static void json_str(buf *b, const char *s, size_t n, int ensure_ascii) {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         switch (c) {
-        case '"': buf_puts(b, "\\\""); break;
-        case '\\': buf_puts(b, "\\\\"); break;
-        case '\n': buf_puts(b, "\\n"); break;
-        case '\r': buf_puts(b, "\\r"); break;
-        case '\t': buf_puts(b, "\\t"); break;
-        case '\b': buf_puts(b, "\\b"); break;
-        case '\f': buf_puts(b, "\\f"); break;
+        case '"':
+            buf_puts(b, "\\\"");
+            break;
+        case '\\':
+            buf_puts(b, "\\\\");
+            break;
+        case '\n':
+            buf_puts(b, "\\n");
+            break;
+        case '\r':
+            buf_puts(b, "\\r");
+            break;
+        case '\t':
+            buf_puts(b, "\\t");
+            break;
+        case '\b':
+            buf_puts(b, "\\b");
+            break;
+        case '\f':
+            buf_puts(b, "\\f");
+            break;
         default:
             if (c < 0x20) {
                 buf_printf(b, "\\u%04x", c);
@@ -483,7 +640,10 @@ static void json_str(buf *b, const char *s, size_t n, int ensure_ascii) {
 }
 
 typedef struct json_opts {
-    const char *indent; int indent_set; const char *item_sep, *key_sep; int sort_keys, ensure_ascii;
+    const char *indent;
+    int indent_set;
+    const char *item_sep, *key_sep;
+    int sort_keys, ensure_ascii;
 } json_opts;
 
 static void json_newline(buf *b, const json_opts *o, int level) {
@@ -494,17 +654,29 @@ static void json_newline(buf *b, const json_opts *o, int level) {
 static int json_scalar(jx_vm *vm, jv v, buf *b, const json_opts *o) {
     char tmp[64];
     switch (v.type) {
-    case JV_NONE: buf_puts(b, "null"); return 0;
-    case JV_BOOL: buf_puts(b, v.u.b ? "true" : "false"); return 0;
-    case JV_INT: buf_printf(b, "%lld", (long long)v.u.i); return 0;
-    case JV_FLOAT:
-        if (isnan(v.u.f)) buf_puts(b, "NaN");
-        else if (isinf(v.u.f)) buf_puts(b, v.u.f < 0 ? "-Infinity" : "Infinity");
-        else jx_format_float(v.u.f, tmp, sizeof tmp), buf_puts(b, tmp);
+    case JV_NONE:
+        buf_puts(b, "null");
         return 0;
-    case JV_STR: json_str(b, v.u.s->s, v.u.s->len, o->ensure_ascii); return 0;
+    case JV_BOOL:
+        buf_puts(b, v.u.b ? "true" : "false");
+        return 0;
+    case JV_INT:
+        buf_printf(b, "%lld", (long long)v.u.i);
+        return 0;
+    case JV_FLOAT:
+        if (isnan(v.u.f))
+            buf_puts(b, "NaN");
+        else if (isinf(v.u.f))
+            buf_puts(b, v.u.f < 0 ? "-Infinity" : "Infinity");
+        else
+            jx_format_float(v.u.f, tmp, sizeof tmp), buf_puts(b, tmp);
+        return 0;
+    case JV_STR:
+        json_str(b, v.u.s->s, v.u.s->len, o->ensure_ascii);
+        return 0;
     default:
-        return jx_fail(vm, "TypeError: Object of type %s is not JSON serializable", jx_type_name(v));
+        return jx_fail(vm, "TypeError: Object of type %s is not JSON serializable",
+                       jx_type_name(v));
     }
 }
 
@@ -519,7 +691,10 @@ static int json_rec(jx_vm *vm, jv v, buf *b, const json_opts *o, int level) {
     if (deep(vm, level)) return -1;
     if (v.type == JV_LIST && v.u.l->kind != JL_GEN) {
         jlist *l = v.u.l;
-        if (!l->n) { buf_puts(b, "[]"); return 0; }
+        if (!l->n) {
+            buf_puts(b, "[]");
+            return 0;
+        }
         buf_putc(b, '[');
         for (size_t i = 0; i < l->n; i++) {
             if (i) buf_puts(b, o->item_sep);
@@ -532,7 +707,10 @@ static int json_rec(jx_vm *vm, jv v, buf *b, const json_opts *o, int level) {
     }
     if (v.type == JV_DICT && v.u.d->kind == JD_DICT) {
         jdict *d = v.u.d;
-        if (!d->n) { buf_puts(b, "{}"); return 0; }
+        if (!d->n) {
+            buf_puts(b, "{}");
+            return 0;
+        }
         /* keys become strings first (json.dumps converts int/float/bool/None keys) */
         jv *keys = jx_alloc(&vm->arena, d->n * sizeof *keys);
         size_t *order = jx_alloc(&vm->arena, d->n * sizeof *order);
@@ -540,11 +718,17 @@ static int json_rec(jx_vm *vm, jv v, buf *b, const json_opts *o, int level) {
         for (size_t i = 0; i < d->n; i++) {
             jv k = d->k[i];
             order[i] = i;
-            if (k.type == JV_STR) { keys[i] = k; continue; }
+            if (k.type == JV_STR) {
+                keys[i] = k;
+                continue;
+            }
             buf kb = BUF_INIT;
-            if (k.type == JV_NONE) buf_puts(&kb, "null");
-            else if (k.type == JV_BOOL) buf_puts(&kb, k.u.b ? "true" : "false");
-            else if (k.type == JV_INT || k.type == JV_FLOAT) json_scalar(vm, k, &kb, o);
+            if (k.type == JV_NONE)
+                buf_puts(&kb, "null");
+            else if (k.type == JV_BOOL)
+                buf_puts(&kb, k.u.b ? "true" : "false");
+            else if (k.type == JV_INT || k.type == JV_FLOAT)
+                json_scalar(vm, k, &kb, o);
             else {
                 buf_free(&kb);
                 return jx_fail(vm, "TypeError: keys must be str, int, float, bool or None, not %s",
@@ -577,6 +761,9 @@ static int json_rec(jx_vm *vm, jv v, buf *b, const json_opts *o, int level) {
     return json_scalar(vm, v, b, o);
 }
 
+/* Appends json.dumps(v) to b with the given indent (indent_set: pretty
+ * printing with that string per level), separators, sort_keys and
+ * ensure_ascii. TypeError for values JSON cannot hold. 0 or JX_ERR. */
 int jx_tojson(jx_vm *vm, jv v, const char *indent, int indent_set, const char *item_sep,
               const char *key_sep, int sort_keys, int ensure_ascii, buf *b) {
     json_opts o = {indent, indent_set, item_sep, key_sep, sort_keys, ensure_ascii};
@@ -584,21 +771,28 @@ int jx_tojson(jx_vm *vm, jv v, const char *indent, int indent_set, const char *i
     return check_buf(vm, b);
 }
 
+/* Number of code points in s[0..n) (continuation bytes not counted). */
 size_t jx_utf8_count(const char *s, size_t n) {
     size_t c = 0;
     for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
     return c;
 }
 
+/* Python str.isspace() for one code point. */
 int jx_is_space(uint32_t cp) {
     return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
            cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
            cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
+/* The items of an iterable (list, tuple, dict keys, string characters,
+ * Undefined as empty; a generator once). TypeError otherwise. 0 or JX_ERR. */
 int jx_iterate(jx_vm *vm, jv v, jlist **items) {
-    if (jx_tick(vm, 1 + (v.type == JV_LIST ? v.u.l->n : v.type == JV_DICT ? v.u.d->n
-                         : v.type == JV_STR ? v.u.s->len : 0))) return -1;
+    if (jx_tick(vm, 1 + (v.type == JV_LIST   ? v.u.l->n
+                         : v.type == JV_DICT ? v.u.d->n
+                         : v.type == JV_STR  ? v.u.s->len
+                                             : 0)))
+        return -1;
     switch (v.type) {
     case JV_UNDEF:
         *items = jx_list_new(&vm->arena, JL_LIST, 0);
@@ -606,8 +800,10 @@ int jx_iterate(jx_vm *vm, jv v, jlist **items) {
     case JV_LIST:
         if (v.u.l->kind == JL_GEN) {
             /* generators are single-use, like Python's */
-            if (v.u.l->consumed) *items = jx_list_new(&vm->arena, JL_LIST, 0);
-            else *items = v.u.l, v.u.l->consumed = 1;
+            if (v.u.l->consumed)
+                *items = jx_list_new(&vm->arena, JL_LIST, 0);
+            else
+                *items = v.u.l, v.u.l->consumed = 1;
         } else {
             *items = v.u.l;
         }
@@ -638,14 +834,21 @@ int jx_iterate(jx_vm *vm, jv v, jlist **items) {
     not_iterable:
         return jx_fail(vm, "TypeError: '%s' object is not iterable", jx_type_name(v));
     }
-    if (!*items) return jx_fail(vm, "MemoryError: the render used more than %u MiB", JX_MAX_MEMORY_BYTES >> 20);
+    if (!*items)
+        return jx_fail(vm, "MemoryError: the render used more than %u MiB",
+                       JX_MAX_MEMORY_BYTES >> 20);
     return 0;
 }
 
+/* Python len(v) into *n (Undefined has length 0). 0 or JX_ERR. */
 int jx_len(jx_vm *vm, jv v, int64_t *n) {
     switch (v.type) {
-    case JV_UNDEF: *n = 0; return 0;
-    case JV_STR: *n = (int64_t)jx_utf8_count(v.u.s->s, v.u.s->len); return 0;
+    case JV_UNDEF:
+        *n = 0;
+        return 0;
+    case JV_STR:
+        *n = (int64_t)jx_utf8_count(v.u.s->s, v.u.s->len);
+        return 0;
     case JV_LIST:
         if (v.u.l->kind == JL_GEN) break;
         *n = (int64_t)v.u.l->n;
@@ -654,11 +857,13 @@ int jx_len(jx_vm *vm, jv v, int64_t *n) {
         if (v.u.d->kind != JD_DICT) break;
         *n = (int64_t)v.u.d->n;
         return 0;
-    default: break;
+    default:
+        break;
     }
     return jx_fail(vm, "TypeError: object of type '%s' has no len()", jx_type_name(v));
 }
 
+/* See jinja_int.h: counts work and enforces the render's time budget. */
 int jx_tick(jx_vm *vm, size_t work) {
     vm->work += work;
     if (vm->work < vm->next_check) return 0;
@@ -668,10 +873,13 @@ int jx_tick(jx_vm *vm, size_t work) {
     return 0;
 }
 
+/* Appends n bytes to the current output within JX_MAX_OUTPUT_BYTES. 0 or JX_ERR. */
 int jx_emit(jx_vm *vm, const char *s, size_t n) {
     vm->out_bytes += n;
     if (vm->out_bytes > JX_MAX_OUTPUT_BYTES)
-        return jx_fail(vm, "OutputError: the rendering is longer than %u MiB", JX_MAX_OUTPUT_BYTES >> 20);
-    if (buf_append(vm->out, s, n)) return jx_fail(vm, "MemoryError: out of memory writing the output");
+        return jx_fail(vm, "OutputError: the rendering is longer than %u MiB",
+                       JX_MAX_OUTPUT_BYTES >> 20);
+    if (buf_append(vm->out, s, n))
+        return jx_fail(vm, "MemoryError: out of memory writing the output");
     return 0;
 }

@@ -254,6 +254,12 @@ int tok_pre_compile(tokenizer *t, char *err, size_t err_size) {
                            i, t->pre_name ? t->pre_name : "default", (size_t)eo, (const char *)msg);
         }
         pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter on failure */
+        int kind = !strcmp(list[i], RE_GPT2)     ? TOK_SPLIT_GPT2
+                   : !strcmp(list[i], RE_LLAMA3) ? TOK_SPLIT_LLAMA3
+                   : !strcmp(list[i], RE_QWEN2)  ? TOK_SPLIT_QWEN2
+                                                 : TOK_SPLIT_PCRE;
+        if (kind != TOK_SPLIT_PCRE && tok_presplit_init()) kind = TOK_SPLIT_PCRE;
+        t->re_kind[t->n_re] = kind;
         t->re[t->n_re++] = re;
     }
     return 0;
@@ -267,6 +273,10 @@ void tok_pre_free(tokenizer *t) {
 
 typedef struct split_ctx {
     const tokenizer *t;
+    int fast;     /* use presplit.c where it has the regex */
+    size_t *ends; /* tok_pre_split_ends: piece ends instead of BPE */
+    size_t n_ends, max_ends;
+    const char *base;
     pcre2_match_data *md[TOK_MAX_REGEX];
     pcre2_match_context *mctx;
     pcre2_jit_stack *jstack;
@@ -275,10 +285,31 @@ typedef struct split_ctx {
     tok_wcache *cache;
 } split_ctx;
 
+static int split(split_ctx *c, int level, const char *s, size_t n);
+
+typedef struct piece_ctx {
+    split_ctx *c;
+    int level;
+} piece_ctx;
+
+static int on_piece(void *ctx, const char *s, size_t n) {
+    piece_ctx *p = ctx;
+    return split(p->c, p->level, s, n);
+}
+
 /* Runs regex `level` over s[0..n) and recurses into every match and gap. */
 static int split(split_ctx *c, int level, const char *s, size_t n) {
     if (n == 0) return 0;
-    if (level == c->t->n_re) return tok_bpe_word(c->t, &c->bpe, s, n, c->out, c->cache);
+    if (level == c->t->n_re) {
+        if (!c->ends) return tok_bpe_word(c->t, &c->bpe, s, n, c->out, c->cache);
+        if (c->n_ends < c->max_ends) c->ends[c->n_ends] = (size_t)(s - c->base) + n;
+        c->n_ends++;
+        return 0;
+    }
+    if (c->fast && c->t->re_kind[level] != TOK_SPLIT_PCRE) {
+        piece_ctx p = {c, level + 1};
+        return tok_presplit(c->t->re_kind[level], s, n, on_piece, &p);
+    }
     const pcre2_code *re = c->t->re[level];
     size_t pos = 0;
     while (pos < n) {
@@ -390,11 +421,9 @@ static char *sanitize(const char *s, size_t n, size_t *out_n) {
     return o;
 }
 
-/* Pre-tokenizes one raw fragment and appends the BPE ids of every word to
- * out (cache may be NULL). Returns 0 or INFERD_ENOMEM. */
-int tok_pre_encode(const tokenizer *t, const char *text, size_t len, tok_ids *out,
-                   tok_wcache *cache) {
-    split_ctx c = {.t = t, .out = out, .cache = cache};
+/* Sanitizes and normalizes text as the model needs, then splits it with c. */
+static int run_split(split_ctx *c, const char *text, size_t len) {
+    const tokenizer *t = c->t;
     char *clean = NULL;
     int rc = INFERD_ENOMEM;
     if (!utf8_valid(text, len)) {
@@ -412,14 +441,31 @@ int tok_pre_encode(const tokenizer *t, const char *text, size_t len, tok_ids *ou
         }
     }
     for (int i = 0; i < t->n_re; i++)
-        if (!(c.md[i] = pcre2_match_data_create_from_pattern((const pcre2_code *)t->re[i], NULL)))
+        if (!(c->md[i] = pcre2_match_data_create_from_pattern((const pcre2_code *)t->re[i], NULL)))
             goto done;
-    rc = split(&c, 0, text, len);
+    c->base = text;
+    rc = split(c, 0, text, len);
 done:
-    for (int i = 0; i < t->n_re; i++) pcre2_match_data_free(c.md[i]);
-    pcre2_match_context_free(c.mctx);
-    pcre2_jit_stack_free(c.jstack);
-    tok_bpe_scratch_free(&c.bpe);
+    for (int i = 0; i < t->n_re; i++) pcre2_match_data_free(c->md[i]);
+    pcre2_match_context_free(c->mctx);
+    pcre2_jit_stack_free(c->jstack);
+    tok_bpe_scratch_free(&c->bpe);
     free(clean);
     return rc;
+}
+
+/* Pre-tokenizes one raw fragment and appends the BPE ids of every word to
+ * out (cache may be NULL). Returns 0 or INFERD_ENOMEM. */
+int tok_pre_encode(const tokenizer *t, const char *text, size_t len, tok_ids *out,
+                   tok_wcache *cache) {
+    split_ctx c = {.t = t, .fast = 1, .out = out, .cache = cache};
+    return run_split(&c, text, len);
+}
+
+/* See tok_int.h. */
+long tok_pre_split_ends(const tokenizer *t, int fast, const char *text, size_t len, size_t *ends,
+                        size_t max) {
+    split_ctx c = {.t = t, .fast = fast, .ends = ends, .max_ends = max};
+    int rc = run_split(&c, text, len);
+    return rc ? rc : (long)c.n_ends;
 }

@@ -35,15 +35,22 @@ static const char chatml_source[] =
     "{%- endfor -%}\n"
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}\n";
 
-const char *chat_template_default_source(void) { return chatml_source; }
+/* See template.h. */
+const char *chat_template_default_source(void) {
+    return chatml_source;
+}
 
-int chat_template_parse(const char *src, size_t len, chat_template **out, char *err, size_t err_size) {
+/* See template.h. */
+int chat_template_parse(const char *src, size_t len, chat_template **out, char *err,
+                        size_t err_size) {
+    if (!out) return err_set(err, err_size, INFERD_EINVAL, "chat template: NULL output handle");
     *out = NULL;
     if (err && err_size) err[0] = 0;
     if (!src && len) return err_set(err, err_size, INFERD_EINVAL, "chat template: NULL source");
     if (len > JX_MAX_SOURCE_BYTES)
-        return err_set(err, err_size, INFERD_ETOOLONG, "TemplateSyntaxError: template is %zu bytes, over the %u-byte limit",
-                       len, JX_MAX_SOURCE_BYTES);
+        return err_set(err, err_size, INFERD_ETOOLONG,
+                       "TemplateSyntaxError: template is %zu bytes, over the %u-byte limit", len,
+                       JX_MAX_SOURCE_BYTES);
     chat_template *t = calloc(1, sizeof *t);
     if (!t) return err_set(err, err_size, INFERD_ENOMEM, "chat template: out of memory");
     t->arena.limit_bytes = JX_MAX_MEMORY_BYTES;
@@ -53,7 +60,8 @@ int chat_template_parse(const char *src, size_t len, chat_template **out, char *
     if (jx_lex(src ? src : "", len, &t->arena, &toks, &n_toks, tmp, sizeof tmp) ||
         jx_parse(toks, n_toks, &t->arena, &t->root, tmp, sizeof tmp)) {
         int code = t->arena.over && !tmp[0] ? INFERD_ENOMEM : INFERD_EFORMAT;
-        err_set(err, err_size, code, "%s", tmp[0] ? tmp : "TemplateSyntaxError: template too large (out of memory)");
+        err_set(err, err_size, code, "%s",
+                tmp[0] ? tmp : "TemplateSyntaxError: template too large (out of memory)");
         chat_template_free(t);
         return code;
     }
@@ -61,6 +69,7 @@ int chat_template_parse(const char *src, size_t len, chat_template **out, char *
     return 0;
 }
 
+/* See template.h. */
 void chat_template_free(chat_template *t) {
     if (!t) return;
     jx_arena_free(&t->arena);
@@ -72,12 +81,23 @@ static int from_json(jx_vm *vm, const json_t *j, jv *out, int depth) {
     if (depth > JX_MAX_VALUE_DEPTH)
         return jx_fail(vm, "ValueError: context nested deeper than %d levels", JX_MAX_VALUE_DEPTH);
     switch (json_typeof(j)) {
-    case JSON_NULL: *out = jv_none(); return 0;
-    case JSON_TRUE: *out = jv_bool(1); return 0;
-    case JSON_FALSE: *out = jv_bool(0); return 0;
-    case JSON_INTEGER: *out = jv_int((int64_t)json_integer_value(j)); return 0;
-    case JSON_REAL: *out = jv_float(json_real_value(j)); return 0;
-    case JSON_STRING: return jx_str(vm, json_string_value(j), json_string_length(j), out);
+    case JSON_NULL:
+        *out = jv_none();
+        return 0;
+    case JSON_TRUE:
+        *out = jv_bool(1);
+        return 0;
+    case JSON_FALSE:
+        *out = jv_bool(0);
+        return 0;
+    case JSON_INTEGER:
+        *out = jv_int((int64_t)json_integer_value(j));
+        return 0;
+    case JSON_REAL:
+        *out = jv_float(json_real_value(j));
+        return 0;
+    case JSON_STRING:
+        return jx_str(vm, json_string_value(j), json_string_length(j), out);
     case JSON_ARRAY: {
         size_t n = json_array_size(j);
         jlist *l = jx_list_new(&vm->arena, JL_LIST, n);
@@ -95,15 +115,19 @@ static int from_json(jx_vm *vm, const json_t *j, jv *out, int depth) {
         json_object_foreach((json_t *)j, key, val) {
             jv k, v;
             if (jx_str(vm, key, strlen(key), &k) || from_json(vm, val, &v, depth + 1)) return -1;
-            if (jx_dict_set(&vm->arena, d, k, v)) return jx_fail(vm, "MemoryError: context too large");
+            if (jx_dict_set(&vm->arena, d, k, v))
+                return jx_fail(vm, "MemoryError: context too large");
         }
         out->type = JV_DICT, out->u.d = d;
         return 0;
     }
-    default: *out = jv_none(); return 0;
+    default:
+        *out = jv_none();
+        return 0;
     }
 }
 
+/* See template.h. */
 int chat_template_render_at(const chat_template *t, const json_t *ctx, int64_t now_s, buf *out,
                             char *err, size_t err_size) {
     char tmp[1024] = "";
@@ -117,6 +141,10 @@ int chat_template_render_at(const chat_template *t, const json_t *ctx, int64_t n
     vm.now_s = now_s;
     vm.deadline_s = time_now_s() + JX_MAX_RENDER_MS / 1000.0;
     int rc = -1;
+    if (!out) {
+        jx_fail(&vm, "ValueError: no output buffer");
+        goto done;
+    }
     if (!t || !t->root) {
         jx_fail(&vm, "ValueError: no template");
         goto done;
@@ -142,18 +170,24 @@ int chat_template_render_at(const chat_template *t, const json_t *ctx, int64_t n
     if (!rc && text.oom) rc = -1, jx_fail(&vm, "MemoryError: out of memory writing the output");
 done:
     if (rc) {
-        if (!tmp[0]) snprintf(tmp, sizeof tmp, "MemoryError: the render used more than %u MiB", JX_MAX_MEMORY_BYTES >> 20);
+        if (!tmp[0])
+            snprintf(tmp, sizeof tmp, "MemoryError: the render used more than %u MiB",
+                     JX_MAX_MEMORY_BYTES >> 20);
         int code = strncmp(tmp, "MemoryError", 11) ? INFERD_EINVAL : INFERD_ENOMEM;
         err_set(err, err_size, code, "%s", tmp);
         rc = code;
-    } else if (text.len && buf_append(out, text.data, text.len)) {
-        rc = err_set(err, err_size, INFERD_ENOMEM, "MemoryError: out of memory appending the output");
+    } else if (buf_append(out, text.data ? text.data : "", text.len)) {
+        /* always appends, so out->data is a string even for an empty rendering */
+        rc = err_set(err, err_size, INFERD_ENOMEM,
+                     "MemoryError: out of memory appending the output");
     }
     buf_free(&text);
     jx_arena_free(&vm.arena);
     return rc;
 }
 
-int chat_template_render(const chat_template *t, const json_t *ctx, buf *out, char *err, size_t err_size) {
+/* See template.h. */
+int chat_template_render(const chat_template *t, const json_t *ctx, buf *out, char *err,
+                         size_t err_size) {
     return chat_template_render_at(t, ctx, (int64_t)time(NULL), out, err, err_size);
 }

@@ -22,7 +22,8 @@ typedef struct chat_template chat_template;
 /* Parses src (len bytes, any content) into *out (owned by the caller, freed
  * with chat_template_free). Returns 0, or a negative INFERD_E* code with a
  * message in err ("TemplateSyntaxError: ... (line N)"); *out is then NULL. */
-int chat_template_parse(const char *src, size_t len, chat_template **out, char *err, size_t err_size);
+int chat_template_parse(const char *src, size_t len, chat_template **out, char *err,
+                        size_t err_size);
 
 /* Frees a template; accepts NULL. */
 void chat_template_free(chat_template *t);
@@ -32,8 +33,10 @@ void chat_template_free(chat_template *t);
  * Appends the rendering to out. On raise_exception or a runtime error returns
  * a negative INFERD_E* code with the message in err ("TemplateError: ...",
  * "TypeError: ...", "UndefinedError: ...") and out unchanged.
- * strftime_now() reads the current UTC time. */
-int chat_template_render(const chat_template *t, const json_t *ctx, buf *out, char *err, size_t err_size);
+ * On success out->data is non-NULL (NUL-terminated) even when the rendering
+ * is empty. strftime_now() reads the current UTC time. */
+int chat_template_render(const chat_template *t, const json_t *ctx, buf *out, char *err,
+                         size_t err_size);
 
 /* chat_template_render with strftime_now() fixed at now_s (UTC seconds since
  * the epoch), for reproducible renderings. */

@@ -106,8 +106,10 @@ struct tokenizer {
     tok_pair *adj;
     size_t adj_mask;
 
-    /* pre-tokenizer: compiled pcre2 codes (pcre2_code_8 *) */
+    /* pre-tokenizer: compiled pcre2 codes (pcre2_code_8 *); re_kind says
+     * when presplit.c has a hand-written splitter for that regex */
     void *re[TOK_MAX_REGEX];
+    int re_kind[TOK_MAX_REGEX];
     int n_re;
 };
 
@@ -171,6 +173,19 @@ void tok_pre_free(tokenizer *t);
 /* Splits text into words with the chained regexes and BPE-encodes each. */
 int tok_pre_encode(const tokenizer *t, const char *text, size_t len, tok_ids *out,
                    tok_wcache *cache);
+
+/* Splits text with the chained regexes (fast = 0: PCRE2 only, even where
+ * presplit.c has a splitter) and stores the end offset of each final piece
+ * in ends[0..max). Returns the number of pieces (may exceed max), or a
+ * negative INFERD_E* code. For tests comparing the two paths. */
+long tok_pre_split_ends(const tokenizer *t, int fast, const char *text, size_t len, size_t *ends,
+                        size_t max);
+
+/* ---- presplit.c ---- */
+enum { TOK_SPLIT_PCRE = 0, TOK_SPLIT_GPT2, TOK_SPLIT_LLAMA3, TOK_SPLIT_QWEN2 };
+typedef int (*tok_piece_fn)(void *ctx, const char *s, size_t n);
+int tok_presplit_init(void);
+int tok_presplit(int kind, const char *s, size_t n, tok_piece_fn fn, void *ctx);
 
 /* ---- wpm.c ---- */
 int tok_wpm_encode(const tokenizer *t, const char *text, size_t len, tok_ids *out);

@@ -72,8 +72,15 @@ printf '' | "$bin" tokenize --model "$m" --no-bos >"$tmp/got"
 [ "$(cat "$tmp/got")" = "" ] || fail "empty input"
 printf '\xff\xfe\xc3' | "$bin" tokenize --model tests/data/vocab/ggml-vocab-gpt-2.gguf >/dev/null || fail "invalid UTF-8"
 
+# --bench R: throughput on stderr, nothing on stdout.
+printf 'Once upon a time there was a cat.' | "$bin" tokenize --model "$m" --no-bos --bench 3 >"$tmp/out" 2>"$tmp/err" \
+  || fail "--bench"
+grep -Eq '^tokenize: 33 bytes, [0-9]+ tokens, median [0-9.]+ MB/s over 3 runs$' "$tmp/err" || fail "--bench output: $(cat "$tmp/err")"
+[ ! -s "$tmp/out" ] || fail "--bench prints no ids"
+
 # Errors: usage (2), bad model / bad ids (1), --help (0).
 set +e
+"$bin" tokenize --model "$m" --bench 0 </dev/null >/dev/null 2>&1; [ $? -eq 2 ] || fail "--bench 0 must exit 2"
 "$bin" tokenize </dev/null >/dev/null 2>&1; [ $? -eq 2 ] || fail "missing --model must exit 2"
 "$bin" tokenize --model "$m" --bogus </dev/null >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown flag must exit 2"
 "$bin" tokenize --model "$tmp/none.gguf" </dev/null >/dev/null 2>"$tmp/err"; [ $? -eq 1 ] || fail "missing file must exit 1"

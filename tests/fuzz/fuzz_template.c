@@ -15,12 +15,15 @@
 static const char ctx_json[] =
     "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"},"
     " {\"role\": \"user\", \"content\": \"Hi <b>&amp;</b> \\u00e9\\n\"},"
-    " {\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"call00001\", \"type\": \"function\","
+    " {\"role\": \"assistant\", \"content\": null, \"tool_calls\": [{\"id\": \"call00001\", "
+    "\"type\": \"function\","
     "   \"function\": {\"name\": \"get\", \"arguments\": {\"q\": [1, 2.5, true, null]}}}]},"
     " {\"role\": \"tool\", \"content\": \"{\\\"ok\\\": 1}\"}],"
-    " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"get\", \"description\": \"d\","
+    " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"get\", \"description\": "
+    "\"d\","
     "   \"parameters\": {\"type\": \"object\", \"properties\": {\"q\": {\"type\": \"string\"}}}}}],"
-    " \"documents\": null, \"add_generation_prompt\": true, \"bos_token\": \"<s>\", \"eos_token\": \"</s>\"}";
+    " \"documents\": null, \"add_generation_prompt\": true, \"bos_token\": \"<s>\", \"eos_token\": "
+    "\"</s>\"}";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static json_t *ctx;

@@ -1,7 +1,8 @@
 /*
  * test_threadpool.c - the kernel worker pool: every worker runs each job once
  * with its index, runs are ordered (a run's writes are seen by the next), the
- * sleep path wakes up, and a one-thread or NULL pool runs on the caller.
+ * sleep path wakes up, a one-thread or NULL pool runs on the caller, and
+ * dynamic runs finish all claimed work.
  */
 #include <criterion/criterion.h>
 #include <stdatomic.h>
@@ -91,4 +92,40 @@ Test(threadpool, physical_cores_positive) {
     cr_assert_not_null(tp);
     cr_assert_eq(threadpool_n_threads(tp), n);
     threadpool_free(tp);
+}
+
+typedef struct dyn_job {
+    _Atomic int next;
+    _Atomic int hits[256];
+} dyn_job;
+
+static void claim_items(void *arg, int ith, int nth) {
+    (void)ith;
+    (void)nth;
+    dyn_job *j = arg;
+    for (int i; (i = atomic_fetch_add(&j->next, 1)) < 256;) atomic_fetch_add(&j->hits[i], 1);
+}
+
+/* Dynamic runs: every item claimed exactly once per run, all done on return,
+ * whichever workers took part (some may skip a run). */
+Test(threadpool, dynamic_run_finishes_all_work) {
+    threadpool *tp = threadpool_new(3);
+    cr_assert_not_null(tp);
+    dyn_job *j = calloc(1, sizeof *j);
+    for (int r = 1; r <= 500; r++) {
+        atomic_store(&j->next, 0);
+        threadpool_run_dynamic(tp, claim_items, j);
+        for (int i = 0; i < 256; i++) cr_assert_eq(atomic_load(&j->hits[i]), r, "run %d item %d", r, i);
+        if (r % 100 == 0) {
+            job k = {0};
+            threadpool_run(tp, mark, &k); /* static runs still reach every worker */
+            for (int w = 0; w < 3; w++) cr_assert_eq(atomic_load(&k.calls[w]), 1);
+        }
+    }
+    free(j);
+    threadpool_free(tp);
+    dyn_job *s = calloc(1, sizeof *s);
+    threadpool_run_dynamic(NULL, claim_items, s);
+    cr_assert_eq(atomic_load(&s->hits[255]), 1);
+    free(s);
 }

@@ -9,8 +9,11 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "base/utf8.h"
+
 #include "gguf/gguf_write.h"
 #include "inferd.h"
+#include "tok/tok_int.h" /* tok_pre_split_ends: this module's own tests */
 #include "tok_test_util.h"
 
 /* A mkstemp template in $TMPDIR (or the system's temporary directory). */
@@ -391,6 +394,46 @@ Test(tok, pre_tokenizer_splits) {
     free(a);
     free(b);
     tok_free(t);
+}
+
+/* The hand-written GPT-2 / Llama 3 / Qwen2 splitters (presplit.c) must cut
+ * exactly where PCRE2 does, on text full of the characters where the
+ * regexes are subtle (whitespace kinds, contractions and case folding,
+ * digits of every kind, marks, unassigned code points). */
+Test(tok, fast_split_equals_pcre2, .timeout = 120) {
+    static const uint32_t pool[] = {
+        ' ',     ' ',    ' ',    '\t',     '\n',   '\r',   '\v',   '\f',   0x85,   0xA0,   0x1680,
+        0x180E,  0x2000, 0x200A, 0x200B,   0x2028, 0x2029, 0x202F, 0x205F, 0x3000, 0xFEFF, '\'',
+        '\'',    '\'',   's',    'S',      't',    'T',    'm',    'M',    'd',    'D',    'r',
+        'R',     'e',    'E',    'v',      'V',    'l',    'L',    'x',    0x17F,  0x212A, '0',
+        '7',     0x660,  0xFF10, 0xB2,     0x216B, 0xBD,   0xE9,   0x3B1,  0x4E00, 0xAC00, 0xE01,
+        0x301,   0x93F,  0x915,  '.',      ',',    '!',    '-',    '$',    '+',    '<',    '/',
+        0x1F600, 0x378,  0xE000, 0x10FFFF, 0x0,    0x2581, 0xFF1F, 0x3002};
+    static const char *names[] = {"gpt-2", "llama-bpe", "qwen2", "starcoder"};
+    uint64_t seed = 7;
+    size_t *a = malloc(4096 * sizeof *a), *b = malloc(4096 * sizeof *b);
+    for (size_t v = 0; v < 4; v++) {
+        char err[512];
+        int rc;
+        tokenizer *t = load_with_pre("gpt-2", names[v], &rc, err, sizeof err);
+        cr_assert_eq(rc, 0, "%s", err);
+        for (int r = 0; r < 3000; r++) {
+            char s[512];
+            size_t len = 0, n_chars = 1 + splitmix64(&seed) % 40;
+            for (size_t k = 0; k < n_chars; k++)
+                len +=
+                    utf8_encode(pool[splitmix64(&seed) % (sizeof pool / sizeof pool[0])], s + len);
+            long na = tok_pre_split_ends(t, 1, s, len, a, 4096);
+            long nb = tok_pre_split_ends(t, 0, s, len, b, 4096);
+            char txt[512];
+            cr_assert(na == nb && !memcmp(a, b, (size_t)na * sizeof *a),
+                      "pre '%s': fast split (%ld pieces) differs from PCRE2 (%ld) on \"%s\"",
+                      names[v], na, nb, tt_fmt_text(txt, sizeof txt, s, len));
+        }
+        tok_free(t);
+    }
+    free(a);
+    free(b);
 }
 
 typedef struct thr_arg {
