@@ -76,6 +76,9 @@ int chat_render(server *s, json_t *messages, json_t *tools, json_t *kwargs, int 
     if (!ctx) return err_set(err, err_size, INFERD_ENOMEM, "chat: out of memory");
     json_object_set(ctx, "messages", messages);
     json_object_set_new(ctx, "tools", tools ? json_incref(tools) : json_null());
+    /* transformers passes documents=None when the caller gives none
+     * (Command-R templates test it). */
+    if (!json_object_get(ctx, "documents")) json_object_set_new(ctx, "documents", json_null());
     json_object_set_new(ctx, "add_generation_prompt", json_boolean(add_generation_prompt));
     json_object_set_new(ctx, "bos_token", json_string(s->bos_token ? s->bos_token : ""));
     json_object_set_new(ctx, "eos_token", json_string(s->eos_token ? s->eos_token : ""));
