@@ -4,6 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { startServer, BIN, MODEL } from './lib/server.mjs';
 
 test('--help lists every flag with its environment twin', () => {
@@ -32,6 +35,14 @@ test('bad values and unknown flags are usage errors', () => {
   assert.match(none.stderr, /--model/);
   const missing = spawnSync(BIN, ['serve', '--model', 'no/such/file.gguf', '--port', '0'], { encoding: 'utf8' });
   assert.equal(missing.status, 1, missing.stderr);
+  // A --chat-template that does not parse stops the server with the reason.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferd-cli-'));
+  fs.writeFileSync(path.join(dir, 'bad.jinja'), '{% if %}never closed');
+  const bad = spawnSync(BIN, ['serve', '--model', MODEL, '--port', '0', '--chat-template', path.join(dir, 'bad.jinja')],
+    { encoding: 'utf8', timeout: 30000 });
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.equal(bad.status, 1, bad.stderr);
+  assert.match(bad.stderr, /chat template/);
 });
 
 test('INFERD_* environment variables configure the server; flags win', async () => {
