@@ -40,7 +40,7 @@ static const struct flag flags[] = {
     {"block-size", F_U32, "N", "tokens per KV block (default 16)"},
     {"no-enable-prefix-caching", F_BOOL, NULL, "do not reuse KV blocks of shared prompt prefixes"},
     {"threads", F_INT, "N", "kernel threads (default: physical cores)"},
-    {"max-queue", F_U32, "N", "waiting requests before 429 (default 1024; 0 = no cap)"},
+    {"max-queue", F_U32, "N", "waiting sequences before 429 (default 1024; 0 = no cap)"},
     {"max-body-bytes", F_SIZE, "BYTES", "largest request body, else 413 (default 4M)"},
     {"max-header-bytes", F_SIZE, "BYTES", "largest request head, else 431 (default 16K)"},
     {"max-connections", F_U32, "N", "open connections, else 503 (default 1024)"},

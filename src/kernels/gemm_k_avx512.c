@@ -15,8 +15,9 @@
  *
  * Activation format "k16" (per row): int16 q[n] | float d[n/256] |
  * float bsd[n/256 * 8] (d * sum of quants 32j..32j+31 of the super-block) |
- * int8 q8[n] (the same quants, sub-blocks in q8_slot order, for the Q4_K
- * GEMV, which reads the nibbles in place with VPDPBUSD instead of expanding).
+ * int8 q8[n] (the same quants, for the GEMVs, which read the weights in
+ * place with VPDPBUSD instead of expanding them; for Q4_K its sub-blocks are
+ * in q8_slot order, for Q6_K in element order).
  */
 #include <immintrin.h>
 #include <string.h>
@@ -47,7 +48,7 @@ static inline int q8_slot(int j) { return (j & 4) | ((j & 1) << 1) | ((j >> 1) &
  * 256 values, max = the first value of largest magnitude, iscale = -127/max,
  * q = min(127, round-half-even(iscale * x)), d = 1/iscale. */
 static void act_k16(enum dtype t, const float *x, void *dst, int64_t n) {
-    (void)t;
+    const int natural = t != DTYPE_Q4_K; /* Q6_K's GEMV reads quants in element order */
     int64_t nsb = n / 256;
     int16_t *q = dst;
     float *d = (float *)(q + n), *bsd = d + nsb;
@@ -86,8 +87,9 @@ static void act_k16(enum dtype t, const float *x, void *dst, int64_t n) {
             i1 = _mm512_min_epi32(i1, k127);
             _mm256_storeu_si256((__m256i *)(q + 256 * b + 32 * j), _mm512_cvtepi32_epi16(i0));
             _mm256_storeu_si256((__m256i *)(q + 256 * b + 32 * j + 16), _mm512_cvtepi32_epi16(i1));
-            _mm_storeu_si128((__m128i *)(q8 + 256 * b + 32 * q8_slot(j)), _mm512_cvtepi32_epi8(i0));
-            _mm_storeu_si128((__m128i *)(q8 + 256 * b + 32 * q8_slot(j) + 16), _mm512_cvtepi32_epi8(i1));
+            int slot = natural ? j : q8_slot(j);
+            _mm_storeu_si128((__m128i *)(q8 + 256 * b + 32 * slot), _mm512_cvtepi32_epi8(i0));
+            _mm_storeu_si128((__m128i *)(q8 + 256 * b + 32 * slot + 16), _mm512_cvtepi32_epi8(i1));
             bsd[8 * b + j] = (float)_mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
         }
         d[b] = 1.f / iscale;
@@ -317,11 +319,61 @@ static void gemv_q4_K(const mm_weight *w, const uint8_t *xq, size_t stride, int6
     }
 }
 
+/* Q6_K against one or two activation rows, from the file layout. Per half
+ * (128 quants): the low nibbles of ql[0..63] with qh's bits 0-1 (first 32
+ * bytes) or 2-3 (last 32) are quants 0..63 in order, the high nibbles with
+ * bits 4-5 / 6-7 quants 64..127, as unsigned q+32. VPDPBUSD against the int8
+ * activations minus VPDPBUSD of 32 against them gives each lane (4 quants of
+ * one 16-quant sub-block) its signed sum, scaled lane-wise by the sub-block's
+ * int8 scale. */
+static void gemv_q6_K(const mm_weight *w, const uint8_t *xq, size_t stride, int64_t n_rows, float *y, int64_t ldy,
+                      int64_t o0, int64_t o1) {
+    const int64_t nsb = w->n_in / 256;
+    const size_t d_off = (size_t)w->n_in * 2, q8_off = d_off + (size_t)nsb * 36;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30), k32 = _mm512_set1_epi8(32);
+    const __m512i sh_lo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i sh_hi = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    __m512i idx[4];
+    for (int k = 0; k < 4; k++)
+        idx[k] = _mm512_add_epi32(_mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2),
+                                  _mm512_set1_epi32(4 * k));
+    for (int64_t r = 0; r < n_rows; r++) {
+        const uint8_t *act = xq + (size_t)r * stride;
+        const float *da = (const float *)(act + d_off);
+        const int8_t *q8 = (const int8_t *)(act + q8_off);
+        for (int64_t o = o0; o < o1; o++) {
+            const uint8_t *b = (const uint8_t *)w->data + (size_t)o * w->row_bytes;
+            __m512 accf = _mm512_setzero_ps();
+            for (int64_t sb = 0; sb < nsb; sb++, b += 210) {
+                __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192)));
+                uint16_t hd;
+                memcpy(&hd, b + 208, 2);
+                const int8_t *a = q8 + 256 * sb;
+                __m512i t = _mm512_setzero_si512(), z = _mm512_setzero_si512();
+                for (int h = 0; h < 2; h++) {
+                    __m512i ql = _mm512_loadu_si512(b + 64 * h);
+                    __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h)));
+                    __m512i ulo = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(qh, sh_lo), m30));
+                    __m512i uhi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                                  _mm512_and_si512(_mm512_srlv_epi16(qh, sh_hi), m30));
+                    __m512i alo = _mm512_loadu_si512(a + 128 * h), ahi = _mm512_loadu_si512(a + 128 * h + 64);
+                    __m512i dlo = _mm512_sub_epi32(_mm512_dpbusd_epi32(z, ulo, alo), _mm512_dpbusd_epi32(z, k32, alo));
+                    __m512i dhi = _mm512_sub_epi32(_mm512_dpbusd_epi32(z, uhi, ahi), _mm512_dpbusd_epi32(z, k32, ahi));
+                    t = _mm512_add_epi32(t, _mm512_mullo_epi32(dlo, _mm512_permutexvar_epi32(idx[2 * h], sc)));
+                    t = _mm512_add_epi32(t, _mm512_mullo_epi32(dhi, _mm512_permutexvar_epi32(idx[2 * h + 1], sc)));
+                }
+                accf = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_set1_ps(_cvtsh_ss(hd) * da[sb]), accf);
+            }
+            y[r * ldy + o] = _mm512_reduce_add_ps(accf);
+        }
+    }
+}
+
 static void gemm_k(const mm_weight *w, const void *xq, size_t stride, int64_t n_rows, float *y, int64_t ldy,
                    int64_t o0, int64_t o1) {
     const int is_q4 = w->type == DTYPE_Q4_K;
-    if (is_q4 && n_rows <= 2) {
-        gemv_q4_K(w, xq, stride, n_rows, y, ldy, o0, o1);
+    if (n_rows <= 2) {
+        (is_q4 ? gemv_q4_K : gemv_q6_K)(w, xq, stride, n_rows, y, ldy, o0, o1);
         return;
     }
     const int64_t nsb = w->n_in / 256;
