@@ -271,3 +271,35 @@ Test(engine, free_with_requests_in_flight) {
     for (int i = 0; i < 4; i++) et_req_free(&r[i]);
     inferd_engine_free(NULL);
 }
+
+Test(engine, events_released_after_free) {
+    inferd_engine_params p = et_params();
+    inferd_engine *e = et_start(&p);
+    int32_t prompt[] = {1, 403, 407, 261, 378};
+    inferd_sampling_params sp = et_greedy(8);
+    sp.logprobs = 20; /* alternatives too: the pooled block holds them */
+    et_req r = {0};
+    et_submit(e, &r, prompt, 5, &sp);
+    inferd_event kept[64];
+    size_t n = 0;
+    int finished = 0;
+    while (!finished && n < 64) {
+        size_t got = inferd_engine_poll(e, kept + n, 64 - n);
+        for (size_t i = 0; i < got; i++) finished |= kept[n + i].type == INFERD_EVENT_FINISH;
+        n += got;
+        if (!got) usleep(1000);
+    }
+    cr_assert(finished);
+    cr_assert_geq(n, 9);
+    cr_assert_eq(kept[0].n_top, 20);
+    /* The engine goes first; the events stay valid until released. */
+    inferd_engine_free(e);
+    for (size_t i = 0; i < n; i++) {
+        if (kept[i].type == INFERD_EVENT_TOKEN && kept[i].token >= 0) {
+            cr_assert_eq(kept[i].top[0].token, kept[i].token);
+            cr_assert(utf8_valid(kept[i].text, kept[i].text_len));
+        }
+        inferd_event_release(&kept[i]);
+    }
+    et_req_free(&r);
+}
