@@ -18,6 +18,8 @@
 #include "base/error.h"
 #include "base/util.h"
 
+#define MKSTEMP_SLOTS "XX" "XX" "XX"
+
 #define MAX_NAME_LEN 64u
 #define MAX_KEY_LEN 65535u
 
@@ -382,7 +384,8 @@ int gguf_writer_begin(gguf_writer *w, const char *path, char *err, size_t err_si
         abort_stream(w);
         return copy_err(w, fail(w, INFERD_ENOMEM, "gguf: out of memory"), err, err_size);
     }
-    snprintf(w->tmp_path, plen + 16, "%s.tmp.XXXXXX", path);
+    /* mkstemp() replaces the template's last six characters (MKSTEMP_SLOTS). */
+    snprintf(w->tmp_path, plen + 16, "%s.tmp.%s", path, MKSTEMP_SLOTS);
     int fd = mkstemp(w->tmp_path);
     if (fd < 0) {
         rc = fail(w, INFERD_EIO, "gguf: cannot create a temporary file beside '%s': %s", path,

@@ -59,7 +59,7 @@ typedef struct model_hparams {
     /* YaRN (only used when rope_scaling is YARN), as llama.cpp's defaults. */
     uint32_t n_ctx_orig;    /* <arch>.rope.scaling.original_context_length (default n_ctx_train) */
     float yarn_ext_factor;  /* 1 for yarn, else 0 */
-    float yarn_attn_factor; /* 1 */
+    float yarn_attn_factor; /* <arch>.rope.scaling.attn_factor (default 1; any scaling type) */
     float yarn_beta_fast;   /* 32 */
     float yarn_beta_slow;   /* 1 */
     int has_rope_freqs;     /* rope_freqs.weight present (llama 3.1 frequency factors) */

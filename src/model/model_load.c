@@ -252,7 +252,15 @@ static int read_hparams(model *m, char *err, size_t err_size) {
                       err_size)))
         return rc;
     hp->yarn_ext_factor = hp->rope_scaling == MODEL_ROPE_SCALING_YARN ? 1.0f : 0.0f;
+    /* <arch>.rope.scaling.attn_factor scales cos and sin for every scaling
+     * type (llama.cpp multiplies it into yarn_attn_factor). */
     hp->yarn_attn_factor = 1.0f;
+    if ((rc = key_f32(m, "rope.scaling.attn_factor", &hp->yarn_attn_factor, NULL, err, err_size)))
+        return rc;
+    if (!(hp->yarn_attn_factor > 0.0f))
+        return err_set(err, err_size, INFERD_EFORMAT,
+                       "model: %s.rope.scaling.attn_factor %g is not positive", hp->arch,
+                       hp->yarn_attn_factor);
     hp->yarn_beta_fast = 32.0f;
     hp->yarn_beta_slow = 1.0f;
     hp->rope_type = qwen2 ? MODEL_ROPE_NEOX : MODEL_ROPE_NORM;

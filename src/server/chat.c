@@ -44,7 +44,17 @@ int chat_setup(server *s, char *err, size_t err_size) {
     char terr[400] = "";
     int rc = chat_template_parse(src, len, &s->tmpl, terr, sizeof terr);
     free(file);
-    if (rc) return err_set(err, err_size, rc, "chat template from %s: %s", origin, terr);
+    if (rc && s->p.chat_template_path)
+        return err_set(err, err_size, rc, "chat template from %s: %s", origin, terr);
+    if (rc) {
+        /* The model's own template uses something the interpreter does not
+         * know: serve with the documented default rather than not at all. */
+        log_warn("chat template from %s cannot be used (%s); using the default (ChatML)", origin, terr);
+        origin = "default (ChatML)";
+        src = chat_template_default_source();
+        rc = chat_template_parse(src, strlen(src), &s->tmpl, terr, sizeof terr);
+        if (rc) return err_set(err, err_size, rc, "default chat template: %s", terr);
+    }
     s->bos_token = token_text(s->tok, tok_bos(s->tok));
     s->eos_token = token_text(s->tok, tok_eos(s->tok));
     if (!s->bos_token || !s->eos_token) return err_set(err, err_size, INFERD_ENOMEM, "chat: out of memory");
@@ -66,6 +76,9 @@ int chat_render(server *s, json_t *messages, json_t *tools, json_t *kwargs, int 
     if (!ctx) return err_set(err, err_size, INFERD_ENOMEM, "chat: out of memory");
     json_object_set(ctx, "messages", messages);
     json_object_set_new(ctx, "tools", tools ? json_incref(tools) : json_null());
+    /* transformers passes documents=None when the caller gives none
+     * (Command-R templates test it). */
+    if (!json_object_get(ctx, "documents")) json_object_set_new(ctx, "documents", json_null());
     json_object_set_new(ctx, "add_generation_prompt", json_boolean(add_generation_prompt));
     json_object_set_new(ctx, "bos_token", json_string(s->bos_token ? s->bos_token : ""));
     json_object_set_new(ctx, "eos_token", json_string(s->eos_token ? s->eos_token : ""));

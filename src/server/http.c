@@ -476,7 +476,9 @@ static void write_head(http_request *r, int status, const char *content_type, lo
     buf_printf(&h, "HTTP/1.%d %d %s\r\nServer: inferd\r\nX-Request-Id: %s\r\n", r->minor, status,
                http_status_text(status), r->id);
     if (content_type) buf_printf(&h, "Content-Type: %s\r\n", content_type);
-    if (length >= 0) buf_printf(&h, "Content-Length: %lld\r\n", length);
+    if (status == 204) /* no body, and no framing fields (RFC 9110 8.6) */
+        ;
+    else if (length >= 0) buf_printf(&h, "Content-Length: %lld\r\n", length);
     else if (r->minor == 1) buf_puts(&h, "Transfer-Encoding: chunked\r\n");
     if (r->keep_alive)
         buf_printf(&h, "Connection: keep-alive\r\nKeep-Alive: timeout=%d\r\n", (int)s->p.idle_timeout_s);

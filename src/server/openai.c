@@ -56,6 +56,7 @@ struct gen {
     double t0;
     int status;               /* HTTP status of the reply (metrics) */
     int client_closed;
+    int counted;              /* already in llm_requests_total */
 };
 
 static const char *finish_text(enum inferd_finish_reason r) {
@@ -328,8 +329,11 @@ static void gen_complete(gen *g) {
         }
         g->req = NULL;
     }
-    if (!g->client_closed) metrics_count_request(&s->m, g->chat ? "/v1/chat/completions" : "/v1/completions",
-                                                 g->status);
+    /* A client that left before the end is counted as 499 (nginx's "client
+     * closed request"). */
+    if (!g->counted)
+        metrics_count_request(&s->m, g->chat ? "/v1/chat/completions" : "/v1/completions",
+                              g->client_closed ? 499 : g->status);
     double now = time_now_s();
     gen_choice *c0 = &g->choices[0];
     if (c0->t_first > 0) {
@@ -600,6 +604,7 @@ void openai_completions(server *s, http_request *req, int chat) {
         http_add_header(req, "Cache-Control", "no-cache");
         http_add_header(req, "X-Accel-Buffering", "no");
         http_stream_begin(req, 200, "text/event-stream");
+        g->status = 200;
         if (!chat) /* the echo goes first, as its own chunk per choice */
             for (size_t i = 0; i < n_subs * g->n; i++) {
                 gen_sub *sub = &g->subs[i / g->n];
@@ -627,7 +632,7 @@ fail_submitted:
         gen_free(g);
         return;
     }
-    g->client_closed = 1; /* counted above */
+    g->counted = 1;
     g->next = s->gens;
     if (s->gens) s->gens->prev = g;
     s->gens = g;

@@ -27,6 +27,10 @@ struct jx_chunk {
 /* n zeroed, 16-byte-aligned bytes from the arena; NULL (and a->over set)
  * past the arena's limit or when malloc fails. */
 void *jx_alloc(jx_arena *a, size_t n) {
+    if (n > ((size_t)1 << 40)) { /* also keeps the rounding below from wrapping */
+        a->over = 1;
+        return NULL;
+    }
     n = (n + 15) & ~(size_t)15;
     if (n == 0) n = 16;
     if (a->over) return NULL;

@@ -43,6 +43,7 @@ const char *chat_template_default_source(void) {
 /* See template.h. */
 int chat_template_parse(const char *src, size_t len, chat_template **out, char *err,
                         size_t err_size) {
+    if (!out) return err_set(err, err_size, INFERD_EINVAL, "chat template: NULL output handle");
     *out = NULL;
     if (err && err_size) err[0] = 0;
     if (!src && len) return err_set(err, err_size, INFERD_EINVAL, "chat template: NULL source");
@@ -140,6 +141,10 @@ int chat_template_render_at(const chat_template *t, const json_t *ctx, int64_t n
     vm.now_s = now_s;
     vm.deadline_s = time_now_s() + JX_MAX_RENDER_MS / 1000.0;
     int rc = -1;
+    if (!out) {
+        jx_fail(&vm, "ValueError: no output buffer");
+        goto done;
+    }
     if (!t || !t->root) {
         jx_fail(&vm, "ValueError: no template");
         goto done;
@@ -171,7 +176,8 @@ done:
         int code = strncmp(tmp, "MemoryError", 11) ? INFERD_EINVAL : INFERD_ENOMEM;
         err_set(err, err_size, code, "%s", tmp);
         rc = code;
-    } else if (text.len && buf_append(out, text.data, text.len)) {
+    } else if (buf_append(out, text.data ? text.data : "", text.len)) {
+        /* always appends, so out->data is a string even for an empty rendering */
         rc = err_set(err, err_size, INFERD_ENOMEM,
                      "MemoryError: out of memory appending the output");
     }

@@ -33,7 +33,8 @@ void chat_template_free(chat_template *t);
  * Appends the rendering to out. On raise_exception or a runtime error returns
  * a negative INFERD_E* code with the message in err ("TemplateError: ...",
  * "TypeError: ...", "UndefinedError: ...") and out unchanged.
- * strftime_now() reads the current UTC time. */
+ * On success out->data is non-NULL (NUL-terminated) even when the rendering
+ * is empty. strftime_now() reads the current UTC time. */
 int chat_template_render(const chat_template *t, const json_t *ctx, buf *out, char *err,
                          size_t err_size);
 

@@ -153,6 +153,25 @@ test('completions: the same seed gives the same sample, n=2 gives two choices', 
   assert.deepEqual(twoAgain.choices.map((c) => c.text), two.choices.map((c) => c.text));
 });
 
+test('sampling parameters reach the engine: top_k, logit_bias, penalties', async () => {
+  const row = greedyRows[0];
+  const base = { model: MODEL_NAME, prompt: row.prompt, max_tokens: 8 };
+  // top_k 1 is greedy whatever the temperature and seed.
+  const k1 = await client.completions.create({ ...base, temperature: 1.5, top_k: 1, seed: 99 });
+  assert.equal(k1.choices[0].text, row.text.slice(0, k1.choices[0].text.length));
+  assert.ok(k1.choices[0].text.length > 0);
+  // Banning the greedy first token changes the first token.
+  const banned = await client.completions.create({ ...base, temperature: 0, logit_bias: { [row.ids[0]]: -100 } });
+  const lp = await client.completions.create({ ...base, temperature: 0, logit_bias: { [row.ids[0]]: -100 },
+    logprobs: 1 });
+  assert.notEqual(banned.choices[0].text, row.text.slice(0, banned.choices[0].text.length));
+  assert.equal(lp.choices[0].text, banned.choices[0].text);
+  // Accepted and applied without error.
+  const pen = await client.completions.create({ ...base, temperature: 0, presence_penalty: 1.5,
+    frequency_penalty: 1, repetition_penalty: 1.3, min_p: 0.05, top_p: 0.9 });
+  assert.equal(pen.usage.completion_tokens, 8);
+});
+
 test('completions: n=2 streaming carries both indices to the end', async () => {
   const stream = await client.completions.create({
     model: MODEL_NAME, prompt: 'The dog', max_tokens: 10, temperature: 0.8, seed: 7, n: 2, stream: true,
@@ -245,6 +264,7 @@ test('health, ready, version and metrics', async () => {
   assert.equal(idle.kv_blocks_free, idle.kv_blocks_total);
   const m = await (await fetch(`${srv.url}/metrics`)).text();
   assert.match(m, /^llm_requests_total\{endpoint="\/v1\/completions",status="200"\} \d+$/m);
+  assert.doesNotMatch(m, /status="0"/, 'every counted request has its status');
   assert.match(m, /^llm_kv_blocks_total \d+$/m);
   assert.match(m, /^llm_time_to_first_token_seconds_count [1-9]\d*$/m);
 });

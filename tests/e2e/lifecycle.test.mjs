@@ -60,8 +60,9 @@ test('SIGTERM drains: in-flight requests complete, new work gets 503, exit 0', a
   const srv = await startServer({ args: ['--drain-timeout', '60'] });
   const r = await fetch(`${srv.url}/v1/completions`, {
     method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompt: 'Once upon a time', max_tokens: 400, ignore_eos: true, temperature: 0, stream: true,
-      stream_options: { include_usage: true } }),
+    // Long enough (2 x 2000 tokens) to still run while the checks below happen.
+    body: JSON.stringify({ prompt: 'Once upon a time', max_tokens: 2000, n: 2, ignore_eos: true, temperature: 0,
+      stream: true, stream_options: { include_usage: true } }),
   });
   const reader = r.body.getReader();
   const dec = new TextDecoder();
@@ -84,7 +85,7 @@ test('SIGTERM drains: in-flight requests complete, new work gets 503, exit 0', a
   assert.ok(text.endsWith('data: [DONE]\n\n'));
   const usage = text.split('\n\n').filter((b) => b.startsWith('data: {')).map((b) => JSON.parse(b.slice(6)))
     .find((c) => c.usage)?.usage;
-  assert.equal(usage.completion_tokens, 400, 'the in-flight request ran to its end');
+  assert.equal(usage.completion_tokens, 4000, 'the in-flight request ran to its end');
   const exit = await srv.exitedPromise;
   assert.equal(exit.code, 0, srv.stderr.slice(-2000));
 });

@@ -14,7 +14,7 @@ got=$(printf '%s\n' "$out" | head -n 1)
 if [ "$got" != "$want" ]; then
   echo "greedy text differs"; echo " got: $got"; echo "want: $want"; exit 1
 fi
-printf '%s\n' "$out" | grep -q '^\[choice 0: finish length, 5 prompt + 48 generated tokens\]$'
+printf '%s\n' "$out" | grep '^\[choice 0: finish length, 5 prompt + 48 generated tokens\]$' >/dev/null
 out=$("$bin" "$model" "The little dog" 12 0.8 2 2>/dev/null)
 [ "$(printf '%s\n' "$out" | grep -c '^\[choice [01]: finish length, [0-9]* prompt + 12 generated tokens\]$')" = 2 ]
 # Bad input: a missing model is a clear error, exit 1.

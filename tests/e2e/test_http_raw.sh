@@ -106,7 +106,7 @@ expect "control byte in a header value -> 400" "$TMP/r12" 400 closed
 
 printf 'GET /health HTTP/1.0\r\n\r\n' >"$TMP/r13"
 expect "HTTP/1.0 -> 1.0 reply, closed" "$TMP/r13" 200 closed
-head -n1 "$TMP/resp" | grep -q '^HTTP/1.0 200' || bad "HTTP/1.0 status line" "$(head -n1 "$TMP/resp")"
+head -n1 "$TMP/resp" | grep '^HTTP/1.0 200' >/dev/null || bad "HTTP/1.0 status line" "$(head -n1 "$TMP/resp")"
 
 printf 'GET /nope HTTP/1.1\r\nHost: x\r\n\r\n' >"$TMP/r14"
 expect "unknown route -> 404, kept alive" "$TMP/r14" 404 open
@@ -148,7 +148,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/health")
 [ "$code" = 200 ] && ok "served while a slow client trickles headers" || bad "served during slowloris" "status $code"
 wait $slow
 elapsed=$(( $(date +%s%3N) - start ))
-if head -n1 "$TMP/slow" | grep -q '^HTTP/1.1 408' && [ "$elapsed" -lt 4500 ]; then
+if head -n1 "$TMP/slow" | grep '^HTTP/1.1 408' >/dev/null && [ "$elapsed" -lt 4500 ]; then
   ok "slowloris: 408 and closed after --header-timeout (${elapsed} ms with the trickle)"
 else bad "slowloris" "reply '$(head -n1 "$TMP/slow")' after ${elapsed} ms"; fi
 

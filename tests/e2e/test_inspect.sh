@@ -35,8 +35,18 @@ json "$tmp/out.json" 'j.totals.n_params === 292800 && j.totals.by_type.f32.size_
 "$bin" inspect "$m" --json --full >"$tmp/full.json" || fail "inspect --json --full"
 json "$tmp/full.json" 'j.metadata["tokenizer.ggml.tokens"].value.length === 512 && !j.metadata["tokenizer.ggml.tokens"].abbreviated'
 json "$tmp/full.json" 'j.metadata["tokenizer.ggml.scores"].value.length === 512'
-"$bin" inspect --full "$m" | grep -q '"<unk>", "<s>", "</s>"' || fail "--full text"
-"$bin" inspect --full "$m" | grep -q 'more\]' && fail "--full text still abbreviated"
+# Output goes to a file first: `inspect | grep -q` would let grep exit early
+# and kill inspect with SIGPIPE, which pipefail reports as a failure.
+"$bin" inspect --full "$m" >"$tmp/full.txt" || fail "inspect --full"
+grep -q '"<unk>", "<s>", "</s>"' "$tmp/full.txt" || fail "--full text"
+grep -q 'more\]' "$tmp/full.txt" && fail "--full text still abbreviated"
+# A full disk is a runtime error (exit 1, message), not a silent success.
+if [ -w /dev/full ]; then
+  set +e; "$bin" inspect "$m" >/dev/full 2>"$tmp/e"; rc=$?; set -e
+  [ "$rc" -eq 1 ] && grep -q 'cannot write' "$tmp/e" || fail "inspect >/dev/full: exit $rc"
+else
+  echo "skip: no /dev/full here, the full-disk check did not run"
+fi
 
 # Every vendored GGUF gives valid JSON, with and without --full (vocabularies
 # hold odd bytes and control characters).
@@ -64,5 +74,5 @@ printf 'not a gguf file at all, just text\n' >"$tmp/text.gguf"
 expect_exit 1 "bad magic" "$tmp/text.gguf"
 expect_exit 2 "expected one FILE"
 expect_exit 2 "unknown option '--bogus'" --bogus "$m"
-"$bin" inspect --help | grep -q 'usage: inferd inspect FILE' || fail "--help"
+"$bin" inspect --help | grep 'usage: inferd inspect FILE' >/dev/null || fail "--help"
 echo "inspect: ok"

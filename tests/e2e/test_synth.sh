@@ -64,7 +64,7 @@ set +e
 "$bin" synth --vocab "$vocab" --out "$tmp/x.gguf" --n-embd 60 --n-ff 256 --n-layer 1 --n-head 4 --ctx 8 --type q4_0 2>"$tmp/err"; [ $? -eq 2 ] || fail "n_embd not a block multiple: exit 2"
 grep -q "60" "$tmp/err" || fail "message names the value"
 "$bin" synth --vocab "$tmp/none.gguf" --out "$tmp/x.gguf" "${shape[@]}" 2>/dev/null; [ $? -eq 1 ] || fail "missing vocab: exit 1"
-"$bin" synth --help | grep -q -- "--n-head-kv" || fail "--help"
+"$bin" synth --help | grep -- "--n-head-kv" >/dev/null || fail "--help"
 set -e
 [ -e "$tmp/x.gguf" ] && fail "a failed synth left a file"
 echo "synth: ok"

@@ -33,6 +33,8 @@ typedef struct edit {
     const char *str_key, *str_val; /* string key set */
     const char *u32_key;
     uint32_t u32_val;
+    const char *f32_key;
+    float f32_val;
 } edit;
 
 /* Writes stories260K with e applied to path. */
@@ -45,6 +47,7 @@ static void rewrite(const char *path, const edit *e) {
     if (e->drop_key) cr_assert_eq(gguf_writer_remove(w, e->drop_key), 0);
     if (e->str_key) cr_assert_eq(gguf_writer_set_str(w, e->str_key, e->str_val), 0);
     if (e->u32_key) cr_assert_eq(gguf_writer_set_u32(w, e->u32_key, e->u32_val), 0);
+    if (e->f32_key) cr_assert_eq(gguf_writer_set_f32(w, e->f32_key, e->f32_val), 0);
     for (uint64_t i = 0; i < gguf_n_tensors(f); i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         if (e->drop_tensor && gguf_str_eq(t->name, e->drop_tensor)) continue;
@@ -181,6 +184,51 @@ Test(model_load, more_layers_than_tensors) {
 Test(model_load, unsupported_rope_scaling) {
     edit e = {.str_key = "llama.rope.scaling.type", .str_val = "longrope"};
     expect_fail("rope-scaling", &e, INFERD_EUNSUPPORTED, "rope scaling type 'longrope'");
+}
+
+/* Logits after "Once upon a time" (stories260K ids) for the file at path. */
+static void prompt_logits(const char *path, float *out, uint32_t n_vocab) {
+    static const int32_t ids[] = {1, 403, 407, 261, 378};
+    model *m = tu_load(path, 1);
+    cr_assert_eq(model_get_hparams(m)->n_vocab, n_vocab);
+    tu_seq s;
+    tu_seq_init(&s, m, 32, DTYPE_F32);
+    tu_seq_feed(&s, ids, sizeof ids / sizeof ids[0]);
+    memcpy(out, s.logits, n_vocab * sizeof(float));
+    tu_seq_free(&s);
+    model_free(m);
+}
+
+/* <arch>.rope.scaling.attn_factor is read (llama.cpp multiplies it into the
+ * rope's attn_factor for every scaling type): 1 changes nothing, 2 scales the
+ * rotated q and k, so the logits move; 0 is rejected. */
+Test(model_load, rope_attn_factor) {
+    enum { N = 512 };
+    static float base[N], one[N], two[N];
+    char path[PATH_MAX];
+    prompt_logits(STORIES_PATH, base, N);
+
+    edit e1 = {.f32_key = "llama.rope.scaling.attn_factor", .f32_val = 1.0f};
+    tmp_path(path, sizeof path, "attn-factor-1");
+    rewrite(path, &e1);
+    prompt_logits(path, one, N);
+    unlink(path);
+    cr_expect(memcmp(base, one, sizeof base) == 0, "attn_factor 1 changed the logits");
+
+    edit e2 = {.f32_key = "llama.rope.scaling.attn_factor", .f32_val = 2.0f};
+    tmp_path(path, sizeof path, "attn-factor-2");
+    rewrite(path, &e2);
+    model *m = tu_load(path, 1);
+    cr_expect_eq(model_get_hparams(m)->yarn_attn_factor, 2.0f);
+    model_free(m);
+    prompt_logits(path, two, N);
+    unlink(path);
+    double mx = 0;
+    for (int i = 0; i < N; i++) mx = fmax(mx, fabs((double)two[i] - base[i]));
+    cr_expect(mx > 1e-3, "attn_factor 2 left the logits unchanged (max diff %g)", mx);
+
+    edit e0 = {.f32_key = "llama.rope.scaling.attn_factor", .f32_val = 0.0f};
+    expect_fail("attn-factor-0", &e0, INFERD_EFORMAT, "attn_factor 0 is not positive");
 }
 
 Test(model_forward, rejects_out_of_range_batches) {

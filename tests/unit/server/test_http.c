@@ -163,6 +163,23 @@ Test(http, keep_alive_and_404_shape) {
     close(fd);
 }
 
+Test(http, preflight_204_has_no_framing_headers) {
+    int fd = dial();
+    char buf[4096];
+    send_str(fd, "OPTIONS /x HTTP/1.1\r\nHost: x\r\n\r\nGET /nothing HTTP/1.1\r\nHost: x\r\n\r\n");
+    read_all(fd, buf, sizeof buf, "}}\n");
+    cr_assert(strncmp(buf, "HTTP/1.1 204 ", 13) == 0, "%s", buf);
+    const char *second = strstr(buf + 1, "HTTP/1.1 404 ");
+    cr_assert_not_null(second, "the next reply follows the 204 directly: %s", buf);
+    char head[2048];
+    size_t n = (size_t)(second - buf) < sizeof head - 1 ? (size_t)(second - buf) : sizeof head - 1;
+    memcpy(head, buf, n);
+    head[n] = 0;
+    cr_assert_null(strstr(head, "Content-Length"), "%s", head);
+    cr_assert_null(strstr(head, "Transfer-Encoding"), "%s", head);
+    close(fd);
+}
+
 Test(http, pipelined_requests_answer_in_order_with_late_replies) {
     int fd = dial();
     char buf[8192];
