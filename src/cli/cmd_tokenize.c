@@ -3,6 +3,7 @@
  * on one line, separated by single spaces. With --bench R it tokenizes the
  * text R times on one thread and reports the median throughput on stderr.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,7 +153,10 @@ int cmd_tokenize(int argc, char **argv) {
         } else {
             for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
             printf("\n");
-            if (fflush(stdout)) ret = 1;
+            if (fflush(stdout) || ferror(stdout)) {
+                fprintf(stderr, "inferd tokenize: cannot write the ids: %s\n", strerror(errno));
+                ret = 1;
+            }
         }
     }
     free(ids);

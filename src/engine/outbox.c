@@ -4,32 +4,86 @@
  */
 #include "engine/outbox.h"
 
+#include <stdalign.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+/* The header in front of every event's text. */
+typedef struct ev_block {
+    alignas(16) ev_pool *pool; /* NULL: malloc'd on its own (too big for a slab) */
+    struct ev_block *next;     /* free-list link while pooled */
+} ev_block;
+
+/* Recycled slabs. Released events may come back after the outbox is gone
+ * (a caller releasing late): the pool then lives until its last block. */
+struct ev_pool {
+    pthread_mutex_t mu;
+    ev_block *free_list;
+    size_t n_out; /* blocks handed out and not yet back */
+    int dead;     /* the outbox was freed */
+};
+
+static ev_block *pool_get(ev_pool *p);
+static void pool_put(ev_pool *p, ev_block *b);
+static void pool_destroy(ev_pool *p);
+
 int outbox_init(outbox *o) {
     memset(o, 0, sizeof *o);
+    o->efd = -1;
+    ev_pool *p = calloc(1, sizeof *p);
+    if (!p) return INFERD_ENOMEM;
+    if (pthread_mutex_init(&p->mu, NULL)) {
+        free(p);
+        return INFERD_ENOMEM;
+    }
+    for (int i = 0; i < OUTBOX_PREALLOC; i++) {
+        ev_block *b = malloc(sizeof *b + OUTBOX_SLAB_BYTES);
+        if (!b) {
+            pool_destroy(p);
+            return INFERD_ENOMEM;
+        }
+        b->pool = p;
+        b->next = p->free_list;
+        p->free_list = b;
+    }
+    o->pool = p;
     o->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (o->efd < 0) return INFERD_EIO;
+    if (o->efd < 0) {
+        pool_destroy(p);
+        o->pool = NULL;
+        return INFERD_EIO;
+    }
     if (pthread_mutex_init(&o->mu, NULL)) {
         close(o->efd);
         o->efd = -1;
+        pool_destroy(p);
+        o->pool = NULL;
         return INFERD_ENOMEM;
     }
     return 0;
 }
 
 void outbox_free(outbox *o) {
-    if (o->efd < 0 && !o->q && !o->stage) return;
+    if (o->efd < 0 && !o->q && !o->stage && !o->pool) return;
     for (size_t i = 0; i < o->n; i++) inferd_event_release(&o->q[(o->head + i) % o->cap]);
     for (size_t i = 0; i < o->n_stage; i++) inferd_event_release(&o->stage[i]);
     free(o->q);
     free(o->stage);
-    if (o->efd >= 0) close(o->efd);
-    pthread_mutex_destroy(&o->mu);
+    if (o->efd >= 0) {
+        close(o->efd);
+        pthread_mutex_destroy(&o->mu);
+    }
+    if (o->pool) {
+        ev_pool *p = o->pool;
+        pthread_mutex_lock(&p->mu);
+        p->dead = 1;
+        int last = p->n_out == 0;
+        pthread_mutex_unlock(&p->mu);
+        if (last) pool_destroy(p);
+    }
     memset(o, 0, sizeof *o);
     o->efd = -1;
 }
@@ -43,10 +97,18 @@ int outbox_stage(outbox *o, const inferd_event *ev, const char *text, size_t len
         o->stage = p;
         o->cap_stage = cap;
     }
-    /* One block: text, padding to alignment, then the alternatives. */
+    /* One block: header, text, padding to alignment, then the alternatives. */
     size_t text_room = (len + 1 + 7) & ~(size_t)7;
-    char *blk = malloc(text_room + (size_t)n_top * sizeof *top);
-    if (!blk) return INFERD_ENOMEM;
+    size_t need = text_room + (size_t)n_top * sizeof *top;
+    ev_block *b;
+    if (need <= OUTBOX_SLAB_BYTES && o->pool) {
+        b = pool_get(o->pool);
+    } else {
+        b = malloc(sizeof *b + need);
+        if (b) b->pool = NULL;
+    }
+    if (!b) return INFERD_ENOMEM;
+    char *blk = (char *)(b + 1);
     if (len) memcpy(blk, text, len);
     blk[len] = 0;
     inferd_event *e = &o->stage[o->n_stage++];
@@ -111,9 +173,56 @@ size_t outbox_poll(outbox *o, inferd_event *out, size_t max) {
 
 void inferd_event_release(inferd_event *ev) {
     if (!ev) return;
-    free((void *)ev->text);
+    if (ev->text) {
+        ev_block *b = (ev_block *)(void *)ev->text - 1;
+        if (b->pool) pool_put(b->pool, b);
+        else free(b);
+    }
     ev->text = NULL;
     ev->top = NULL;
     ev->text_len = 0;
     ev->n_top = 0;
+}
+
+/* ---- the block pool ---- */
+
+/* A pooled block (a new one when the free list is empty: the pool grows to
+ * the peak number of unreleased events, then stops allocating). */
+static ev_block *pool_get(ev_pool *p) {
+    pthread_mutex_lock(&p->mu);
+    ev_block *b = p->free_list;
+    if (b) p->free_list = b->next;
+    p->n_out++;
+    pthread_mutex_unlock(&p->mu);
+    if (!b) {
+        b = malloc(sizeof *b + OUTBOX_SLAB_BYTES);
+        if (!b) {
+            pthread_mutex_lock(&p->mu);
+            p->n_out--;
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        b->pool = p;
+    }
+    return b;
+}
+
+static void pool_put(ev_pool *p, ev_block *b) {
+    pthread_mutex_lock(&p->mu);
+    b->next = p->free_list;
+    p->free_list = b;
+    p->n_out--;
+    int last = p->dead && p->n_out == 0;
+    pthread_mutex_unlock(&p->mu);
+    if (last) pool_destroy(p);
+}
+
+static void pool_destroy(ev_pool *p) {
+    while (p->free_list) {
+        ev_block *b = p->free_list;
+        p->free_list = b->next;
+        free(b);
+    }
+    pthread_mutex_destroy(&p->mu);
+    free(p);
 }

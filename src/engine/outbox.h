@@ -5,8 +5,10 @@
  * at the end of the step in one locked move; a flush makes the eventfd
  * readable. Pollers (any thread) take events under the lock and clear the
  * eventfd when they leave the queue empty. Each event's text and top
- * alternatives live in one malloc'd block owned by the event
- * (inferd_event_release frees it).
+ * alternatives live in one block owned by the event until
+ * inferd_event_release gives it back: blocks of up to OUTBOX_SLAB_BYTES come
+ * from a recycling pool preallocated at start (so steady-state streaming
+ * allocates nothing per token); larger ones are malloc'd on their own.
  */
 #ifndef ENGINE_OUTBOX_H
 #define ENGINE_OUTBOX_H
@@ -16,7 +18,13 @@
 
 #include "inferd.h"
 
+#define OUTBOX_SLAB_BYTES 480 /* text + alternatives that fit a pooled block */
+#define OUTBOX_PREALLOC 256   /* pooled blocks made at start */
+
+typedef struct ev_pool ev_pool;
+
 typedef struct outbox {
+    ev_pool *pool;       /* shared with released events; outlives o if events do */
     pthread_mutex_t mu;
     inferd_event *q; /* ring (cap), guarded by mu */
     size_t head, n, cap;

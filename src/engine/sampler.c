@@ -314,34 +314,44 @@ static void raw_logprobs(const sampler *s, const float *logits, int32_t token, i
 
 int32_t sampler_sample(sampler *s, const inferd_sampling_params *p, const float *logits,
                        const sampler_history *h, uint64_t *rng, sampler_result *out) {
-    sampler_cands c = sampler_load(s, logits);
     int greedy = p->temperature <= 0.0f;
-    size_t n_stages = greedy ? N_GREEDY_STAGES : N_STAGES;
-    for (size_t i = 0; i < n_stages; i++)
-        if (STAGES[i].active(p)) STAGES[i].apply(s, &c, p, h);
     int32_t tok;
-    if (greedy) {
-        size_t best = 0;
-        for (size_t i = 1; i < c.n; i++) /* ids ascend here: strict > keeps the lowest */
-            if (c.data[i].logit > c.data[best].logit) best = i;
-        tok = c.data[best].id;
+    if (greedy && !STAGES[0].active(p) && !STAGES[1].active(p)) {
+        /* Plain argmax: no candidate list needed. */
+        uint32_t best = 0;
+        for (uint32_t i = 1; i < s->n_vocab; i++)
+            if (logits[i] > logits[best]) best = i;
+        tok = (int32_t)best;
     } else {
-        float sum = softmax_cands(&c, s->probs);
-        double u = rng_uniform(rng) * sum;
-        double cum = 0;
-        size_t pick = c.n - 1;
-        for (size_t i = 0; i < c.n; i++) {
-            cum += s->probs[i];
-            if (u < cum) {
-                pick = i;
-                break;
+        sampler_cands c = sampler_load(s, logits);
+        size_t n_stages = greedy ? N_GREEDY_STAGES : N_STAGES;
+        for (size_t i = 0; i < n_stages; i++)
+            if (STAGES[i].active(p)) STAGES[i].apply(s, &c, p, h);
+        if (greedy) {
+            size_t best = 0;
+            for (size_t i = 1; i < c.n; i++) /* ids ascend here: strict > keeps the lowest */
+                if (c.data[i].logit > c.data[best].logit) best = i;
+            tok = c.data[best].id;
+        } else {
+            float sum = softmax_cands(&c, s->probs);
+            double u = rng_uniform(rng) * sum;
+            double cum = 0;
+            size_t pick = c.n - 1;
+            for (size_t i = 0; i < c.n; i++) {
+                cum += s->probs[i];
+                if (u < cum) {
+                    pick = i;
+                    break;
+                }
             }
+            tok = c.data[pick].id;
         }
-        tok = c.data[pick].id;
     }
     if (out) {
         out->token = tok;
-        raw_logprobs(s, logits, tok, p->logprobs, out);
+        out->logprob = 0;
+        out->n_top = 0;
+        if (p->logprobs >= 0) raw_logprobs(s, logits, tok, p->logprobs, out);
     }
     return tok;
 }

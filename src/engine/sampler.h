@@ -65,7 +65,7 @@ typedef struct sampler_stage {
 
 typedef struct sampler_result {
     int32_t token;
-    float logprob;  /* log-softmax of the raw logits at token (always filled) */
+    float logprob;  /* log-softmax of the raw logits at token (when p->logprobs >= 0, else 0) */
     uint32_t n_top; /* min(p->logprobs, SAMPLER_MAX_LOGPROBS) when logprobs > 0 */
     inferd_top_logprob top[SAMPLER_MAX_LOGPROBS]; /* descending, lowest id first on ties */
 } sampler_result;
@@ -91,8 +91,8 @@ uint64_t sampler_rng_init(const inferd_sampling_params *p, uint32_t choice, uint
 
 /* Samples the next token from logits (n_vocab floats, not modified) for a
  * sequence with history h and RNG state *rng (advanced by exactly one draw
- * unless greedy). Fills *out (logprob and top alternatives per p->logprobs)
- * and returns the token id. */
+ * unless greedy). Fills *out when non-NULL (logprob and top alternatives
+ * only when p->logprobs >= 0) and returns the token id. */
 int32_t sampler_sample(sampler *s, const inferd_sampling_params *p, const float *logits,
                        const sampler_history *h, uint64_t *rng, sampler_result *out);
 

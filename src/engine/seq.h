@@ -74,8 +74,10 @@ typedef struct seq_list {
     uint32_t n;
 } seq_list;
 
+/* Links s (in no list) at the back / front of l. */
 void seq_list_push_back(seq_list *l, seq *s);
 void seq_list_push_front(seq_list *l, seq *s);
+/* Unlinks s, which must be in l. */
 void seq_list_remove(seq_list *l, seq *s);
 
 #endif

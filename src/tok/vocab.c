@@ -36,7 +36,7 @@ uint64_t tok_hash_bytes(const char *s, size_t n) {
         n -= 8;
     }
     uint64_t w = 0;
-    memcpy(&w, s, n);
+    if (n) memcpy(&w, s, n); /* s may be NULL when n is 0 */
     h = (h ^ w) * 0x94d049bb133111ebULL;
     h ^= h >> 31;
     h *= 0xbf58476d1ce4e5b9ULL;

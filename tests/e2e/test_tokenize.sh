@@ -87,6 +87,12 @@ set +e
 printf '1 99999' | "$bin" detokenize --model "$m" >/dev/null 2>"$tmp/err"; [ $? -eq 1 ] || fail "bad id must exit 1"
 grep -q 99999 "$tmp/err" || fail "the bad id is named"
 printf '1 x' | "$bin" detokenize --model "$m" >/dev/null 2>&1; [ $? -eq 1 ] || fail "non-number must exit 1"
+if [ -w /dev/full ]; then
+  printf 'Hello' | "$bin" tokenize --model "$m" >/dev/full 2>"$tmp/err"; [ $? -eq 1 ] || fail "a full stdout must exit 1"
+  grep -q "cannot write" "$tmp/err" || fail "a full stdout is reported: $(cat "$tmp/err")"
+else
+  echo "skip: /dev/full is not writable here, the write-error check did not run"
+fi
 "$bin" tokenize --help >/dev/null || fail "--help"
 "$bin" detokenize --help >/dev/null || fail "detokenize --help"
 set -e

@@ -229,3 +229,77 @@ Test(engine, tokenize_detokenize_and_accessors) {
     et_assert_all_free(e);
     inferd_engine_free(e);
 }
+
+static void on_wake(void *arg) { __atomic_add_fetch((int *)arg, 1, __ATOMIC_SEQ_CST); }
+
+Test(engine, wake_callback_and_event_fd) {
+    inferd_engine_params p = et_params();
+    inferd_engine *e = et_start(&p);
+    int wakes = 0;
+    inferd_engine_set_wake(e, on_wake, &wakes);
+    int fd = inferd_engine_event_fd(e);
+    cr_assert_geq(fd, 0);
+    struct pollfd pfd = {fd, POLLIN, 0};
+    cr_assert_eq(poll(&pfd, 1, 0), 0, "nothing pending yet");
+    int32_t prompt[] = {1, 403, 407};
+    inferd_sampling_params sp = et_greedy(4);
+    et_req r = {0};
+    et_submit(e, &r, prompt, 3, &sp);
+    cr_assert_eq(poll(&pfd, 1, 10000), 1, "the fd becomes readable");
+    et_drain(e, 1);
+    cr_assert_gt(__atomic_load_n(&wakes, __ATOMIC_SEQ_CST), 0);
+    cr_assert_eq(r.ch[0].n_ids, 4);
+    /* Drained: the fd is clear again. */
+    cr_assert_eq(poll(&pfd, 1, 0), 0);
+    et_assert_all_free(e);
+    et_req_free(&r);
+    inferd_engine_free(e);
+}
+
+Test(engine, free_with_requests_in_flight) {
+    inferd_engine_params p = et_params();
+    inferd_engine *e = et_start(&p);
+    int32_t prompt[] = {1, 403, 407, 261, 378};
+    inferd_sampling_params sp = et_greedy(300);
+    sp.ignore_eos = 1;
+    sp.n = 2;
+    et_req r[4] = {0};
+    for (int i = 0; i < 4; i++) et_submit(e, &r[i], prompt, 5, &sp);
+    /* No draining: free stops the thread, aborts and frees everything
+     * (pending events included; ASan checks for leaks). */
+    inferd_engine_free(e);
+    for (int i = 0; i < 4; i++) et_req_free(&r[i]);
+    inferd_engine_free(NULL);
+}
+
+Test(engine, events_released_after_free) {
+    inferd_engine_params p = et_params();
+    inferd_engine *e = et_start(&p);
+    int32_t prompt[] = {1, 403, 407, 261, 378};
+    inferd_sampling_params sp = et_greedy(8);
+    sp.logprobs = 20; /* alternatives too: the pooled block holds them */
+    et_req r = {0};
+    et_submit(e, &r, prompt, 5, &sp);
+    inferd_event kept[64];
+    size_t n = 0;
+    int finished = 0;
+    while (!finished && n < 64) {
+        size_t got = inferd_engine_poll(e, kept + n, 64 - n);
+        for (size_t i = 0; i < got; i++) finished |= kept[n + i].type == INFERD_EVENT_FINISH;
+        n += got;
+        if (!got) usleep(1000);
+    }
+    cr_assert(finished);
+    cr_assert_geq(n, 9);
+    cr_assert_eq(kept[0].n_top, 20);
+    /* The engine goes first; the events stay valid until released. */
+    inferd_engine_free(e);
+    for (size_t i = 0; i < n; i++) {
+        if (kept[i].type == INFERD_EVENT_TOKEN && kept[i].token >= 0) {
+            cr_assert_eq(kept[i].top[0].token, kept[i].token);
+            cr_assert(utf8_valid(kept[i].text, kept[i].text_len));
+        }
+        inferd_event_release(&kept[i]);
+    }
+    et_req_free(&r);
+}

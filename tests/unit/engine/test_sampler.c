@@ -214,11 +214,13 @@ Test(sampler, logprobs_raw_log_softmax) {
     cr_assert_eq(sampler_new(NV, &s), 0);
     inferd_sampling_params p = inferd_sampling_default_params();
     p.temperature = 0;
+    sampler_result r;
+    cr_assert_eq(sampler_sample(s, &p, L, NULL, NULL, &r), 1);
+    cr_assert_eq(r.n_top, 0, "no logprobs unless asked");
     p.logprobs = 3;
     p.repetition_penalty = 5.0f; /* processed logits change; reported ones do not */
     int32_t toks[] = {1};
     sampler_history h = {toks, 1, 1};
-    sampler_result r;
     int32_t t = sampler_sample(s, &p, L, &h, NULL, &r);
     cr_assert_eq(t, 4);
     double sum = 0;
