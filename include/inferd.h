@@ -67,7 +67,8 @@ typedef struct inferd_engine_params {
     uint64_t kv_cache_bytes;         /* KV pool size; 0 = use kv_cache_fraction */
     double kv_cache_fraction;        /* of physical RAM when kv_cache_bytes is 0 (default 0.10) */
     uint32_t block_size;             /* tokens per KV block (default 16) */
-    int kv_f32;                      /* 1 = f32 KV cache, 0 = f16 (default) */
+    int kv_f32;                      /* 1 = f32 KV cache, 0 = f16, -1 = auto (default): f32 for
+                                        F32 models (as their references), f16 otherwise */
     uint32_t max_num_seqs;           /* sequences per step (default 64) */
     uint32_t max_num_batched_tokens; /* tokens per step (default 2048) */
     uint32_t max_model_len;          /* 0 = the model's context length */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/util.h"
 #include "cli/generate_batch.h"
 #include "inferd.h"
@@ -65,7 +66,8 @@ static void usage(FILE *f) {
             "  --seed S            sampling seed, default from the clock (INFERD_SEED)\n"
             "  --ids               print the generated token ids on one line instead of text\n"
             "                      (INFERD_IDS=1)\n"
-            "  --kv-type TYPE      KV cache type: f32 or f16, default f16 (INFERD_KV_TYPE)\n"
+            "  --kv-type TYPE      KV cache type: auto, f32 or f16; auto (default) is f32\n"
+            "                      for F32 models, f16 otherwise (INFERD_KV_TYPE)\n"
             "  --threads N         worker threads, default: physical cores (INFERD_THREADS)\n"
             "  --ignore-eos        keep going past end-of-generation tokens\n"
             "                      (INFERD_IGNORE_EOS=1)\n"
@@ -117,6 +119,7 @@ static int env_flag(const char *name) {
 
 static int parse_opts(int argc, char **argv, gen_opts *o) {
     memset(o, 0, sizeof(*o));
+    o->kv_f32 = -1;
     o->n_predict = 128;
     o->temp = 0.8;
     const char *kv = getenv("INFERD_KV_TYPE");
@@ -196,7 +199,7 @@ static int parse_opts(int argc, char **argv, gen_opts *o) {
         char *end;
         errno = 0;
         o->seed = strtoull(seed_s, &end, 10);
-        if (errno || end == seed_s || *end) {
+        if (errno || end == seed_s || *end || strchr(seed_s, '-')) {
             fprintf(stderr, "generate: --seed '%s' is not an unsigned integer\n", seed_s);
             return -1;
         }
@@ -227,10 +230,11 @@ static int parse_opts(int argc, char **argv, gen_opts *o) {
         return -1;
     }
     if (kv) {
-        if (!strcmp(kv, "f32")) o->kv_f32 = 1;
+        if (!strcmp(kv, "auto")) o->kv_f32 = -1;
+        else if (!strcmp(kv, "f32")) o->kv_f32 = 1;
         else if (!strcmp(kv, "f16")) o->kv_f32 = 0;
         else {
-            fprintf(stderr, "generate: --kv-type '%s' is not f32 or f16\n", kv);
+            fprintf(stderr, "generate: --kv-type '%s' is not auto, f32 or f16\n", kv);
             return -1;
         }
     }
@@ -313,13 +317,20 @@ static int generate_run(inferd_engine *e, const gen_opts *o, const int32_t *prom
     /* Text mode prints the continuation's bytes only; a newline ends the
      * ids line, and the terminal's line when stdout is one. */
     if (o->ids || (st->n_gen && isatty(STDOUT_FILENO))) printf("\n");
-    fflush(stdout);
+    errno = 0;
+    if ((fflush(stdout) || ferror(stdout)) && rc == 0) {
+        fprintf(stderr, "generate: cannot write the output: %s\n",
+                errno ? strerror(errno) : "write error");
+        rc = 1;
+    }
     return rc;
 }
 
 /* The `generate` subcommand (cli.h): 0 done, 1 runtime error, 2 usage. */
 int cmd_generate(int argc, char **argv) {
     gen_opts o;
+    /* stderr carries the summary; the engine's info logs would drown it. */
+    log_set_level(LOG_WARN);
     if (parse_opts(argc, argv, &o)) {
         fprintf(stderr, "run 'inferd generate --help' for the options\n");
         return 2;

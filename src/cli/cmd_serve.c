@@ -36,7 +36,7 @@ static const struct flag flags[] = {
     {"max-num-seqs", F_U32, "N", "sequences per engine step (default 64)"},
     {"max-num-batched-tokens", F_U32, "N", "tokens per engine step (default 2048)"},
     {"kv-cache-memory", F_SIZE, "BYTES", "KV cache size, e.g. 512M or 2G (default: 10% of RAM)"},
-    {"kv-cache-dtype", F_STR, "f16|f32", "KV cache element type (default f16)"},
+    {"kv-cache-dtype", F_STR, "auto|f16|f32", "KV cache element type; auto (default): f32 for F32 models, else f16"},
     {"block-size", F_U32, "N", "tokens per KV block (default 16)"},
     {"no-enable-prefix-caching", F_BOOL, NULL, "do not reuse KV blocks of shared prompt prefixes"},
     {"threads", F_INT, "N", "kernel threads (default: physical cores)"},
@@ -139,7 +139,8 @@ static int apply(server_params *p, const struct flag *f, const char *v, const ch
     else if (!strcmp(n, "max-num-batched-tokens")) p->engine.max_num_batched_tokens = (uint32_t)ll;
     else if (!strcmp(n, "kv-cache-memory")) p->engine.kv_cache_bytes = sz;
     else if (!strcmp(n, "kv-cache-dtype")) {
-        if (!strcasecmp(v, "f16")) p->engine.kv_f32 = 0;
+        if (!strcasecmp(v, "auto")) p->engine.kv_f32 = -1;
+        else if (!strcasecmp(v, "f16")) p->engine.kv_f32 = 0;
         else if (!strcasecmp(v, "f32")) p->engine.kv_f32 = 1;
         else goto bad;
     } else if (!strcmp(n, "block-size")) p->engine.block_size = (uint32_t)ll;

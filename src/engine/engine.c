@@ -89,6 +89,7 @@ inferd_engine_params inferd_engine_default_params(void) {
     p.max_num_seqs = 64;
     p.max_num_batched_tokens = 2048;
     p.enable_prefix_caching = 1;
+    p.kv_f32 = -1;
     return p;
 }
 
@@ -145,6 +146,9 @@ int inferd_engine_new(const inferd_engine_params *params, inferd_engine **out, c
         max_len = p.max_model_len;
     }
     e->p.max_model_len = max_len;
+    /* auto KV type: the model's own precision when it is F32 (vLLM's "auto"
+     * follows the weights' dtype), f16 for every other weight type. */
+    if (p.kv_f32 < 0) p.kv_f32 = e->p.kv_f32 = hp->weight_type == DTYPE_F32;
     uint32_t n_blocks = 0;
     if ((rc = size_pool(e, &n_blocks, err, err_size))) goto fail;
     /* A sequence can never outgrow the pool: it is the context limit too. */

@@ -23,7 +23,7 @@
 
 #include "kernels/matmul_int.h"
 
-#define MR 8            /* activation rows per microkernel call */
+#define MR 12           /* activation rows per microkernel call */
 #define SLICE_BLOCKS 32 /* blocks per on-the-fly packed slice */
 
 /* ---- activations ---- */
@@ -83,14 +83,14 @@ static inline __attribute__((always_inline)) void mk_x16(const int nr, const int
                                                          __mmask16 mask) {
     __m512 accf[MR];
     const size_t rec_bytes = is_q4 ? 288 : 544;
-#pragma GCC unroll 8
+#pragma GCC unroll 12
     for (int r = 0; r < nr; r++)
         accf[r] = accumulate ? _mm512_maskz_loadu_ps(mask, y + r * ldy) : _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     for (int64_t b = b0; b < b0 + nb; b++, rec += rec_bytes) {
         __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)rec));
         __m512i acc[MR];
-#pragma GCC unroll 8
+#pragma GCC unroll 12
         for (int r = 0; r < nr; r++)
             acc[r] = _mm512_set1_epi32(*(const int32_t *)((const uint8_t *)(ac + b) + r * stride));
         if (is_q4) {
@@ -98,7 +98,7 @@ static inline __attribute__((always_inline)) void mk_x16(const int nr, const int
             for (int m = 0; m < 4; m++) {
                 __m512i p = _mm512_loadu_si512(rec + 32 + 64 * m);
                 __m512i lo = _mm512_and_si512(p, m4), hi = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
-#pragma GCC unroll 8
+#pragma GCC unroll 12
                 for (int r = 0; r < nr; r++) {
                     const int8_t *a = aq + r * stride + 32 * b;
                     acc[r] = _mm512_dpbusd_epi32(acc[r], lo, _mm512_set1_epi32(ld32(a + 4 * m)));
@@ -106,23 +106,23 @@ static inline __attribute__((always_inline)) void mk_x16(const int nr, const int
                 }
             }
         } else {
-#pragma GCC unroll 8
+#pragma GCC unroll 12
             for (int m = 0; m < 8; m++) {
                 __m512i p = _mm512_loadu_si512(rec + 32 + 64 * m);
-#pragma GCC unroll 8
+#pragma GCC unroll 12
                 for (int r = 0; r < nr; r++) {
                     const int8_t *a = aq + r * stride + 32 * b;
                     acc[r] = _mm512_dpbusd_epi32(acc[r], p, _mm512_set1_epi32(ld32(a + 4 * m)));
                 }
             }
         }
-#pragma GCC unroll 8
+#pragma GCC unroll 12
         for (int r = 0; r < nr; r++) {
             float da = *(const float *)((const uint8_t *)(ad + b) + r * stride);
             accf[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r]), _mm512_mul_ps(dw, _mm512_set1_ps(da)), accf[r]);
         }
     }
-#pragma GCC unroll 8
+#pragma GCC unroll 12
     for (int r = 0; r < nr; r++) _mm512_mask_storeu_ps(y + r * ldy, mask, accf[r]);
 }
 
@@ -135,7 +135,11 @@ static inline __attribute__((always_inline)) void mk_x16(const int nr, const int
     case 5: mk_x16(5, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
     case 6: mk_x16(6, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
     case 7: mk_x16(7, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
-    default: mk_x16(8, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;             \
+    case 8: mk_x16(8, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
+    case 9: mk_x16(9, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
+    case 10: mk_x16(10, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;            \
+    case 11: mk_x16(11, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;            \
+    default: mk_x16(12, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;            \
     }
 
 static void mk_q4_0(int nr, const uint8_t *rec, int64_t nb, int64_t b0, const int8_t *aq, const float *ad,

@@ -112,7 +112,15 @@ void mm_forward(threadpool *tp, const mm_weight *w, const float *x, int64_t n_ro
     c.xq = (uint8_t *)(((uintptr_t)scratch + SCRATCH_ALIGN - 1) & ~(uintptr_t)(SCRATCH_ALIGN - 1));
     c.xq_stride = (w->act_row_bytes + SCRATCH_ALIGN - 1) & ~(size_t)(SCRATCH_ALIGN - 1);
     int nth = threadpool_n_threads(tp);
-    if (c.k->chunk[w->type] > 0) c.chunk = c.k->chunk[w->type]; /* the kernel's tile width */
+    if (c.k->chunk[w->type] > 0) {
+        /* A multiple of the kernel's tile width. One row (decode) streams
+         * memory: longer runs per claim keep each core's prefetch streams
+         * going, while 4 claims per worker still balance the load. */
+        int64_t t = c.k->chunk[w->type];
+        c.chunk = t;
+        if (n_rows == 1)
+            while (c.chunk < 256 && (w->n_out + 2 * c.chunk - 1) / (2 * c.chunk) >= 4 * nth) c.chunk *= 2;
+    }
     else {
         /* Keep a few chunks per worker so the counter can balance load. */
         c.chunk = DEFAULT_CHUNK;

@@ -30,8 +30,9 @@ int chat_setup(server *s, char *err, size_t err_size) {
     size_t len = 0;
     const char *src = NULL, *origin = "default (ChatML)";
     if (s->p.chat_template_path) {
-        int rc = file_read_all(s->p.chat_template_path, CHAT_TEMPLATE_MAX_BYTES, &file, &len, err, err_size);
-        if (rc) return rc;
+        char ferr[300] = "";
+        int rc = file_read_all(s->p.chat_template_path, CHAT_TEMPLATE_MAX_BYTES, &file, &len, ferr, sizeof ferr);
+        if (rc) return err_set(err, err_size, rc, "--chat-template: %s", ferr);
         src = file;
         origin = s->p.chat_template_path;
     } else if ((src = engine_chat_template(s->engine)) != NULL) {

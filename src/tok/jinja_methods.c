@@ -349,6 +349,16 @@ static int affix(jx_vm *vm, jv self, jv arg, int end, jv *out) {
     return 0;
 }
 
+/* replace()'s result, or an error when it outgrew the output bound (the
+ * loops stop early there, so the text is cut and must not be returned). */
+static int replace_result(jx_vm *vm, buf *b, jv *out) {
+    if (b->len > JX_MAX_OUTPUT_BYTES) {
+        buf_free(b);
+        return jx_fail(vm, "OutputError: replace() gives more than %u MiB", JX_MAX_OUTPUT_BYTES >> 20);
+    }
+    return from_buf(vm, b, out);
+}
+
 static int str_replace(jx_vm *vm, jv self, jv old, jv new_, int64_t count, jv *out) {
     buf b = BUF_INIT;
     const char *s = self.u.s->s;
@@ -357,11 +367,11 @@ static int str_replace(jx_vm *vm, jv self, jv old, jv new_, int64_t count, jv *o
     if (!on) { /* Python inserts new between every character */
         for (size_t i = 0, k; i <= n; i += k) {
             if (count < 0 || done < count) buf_append(&b, new_.u.s->s, new_.u.s->len), done++;
-            if (i == n) break;
+            if (i == n || b.len > JX_MAX_OUTPUT_BYTES) break;
             cp_at(s + i, n - i, &k);
             buf_append(&b, s + i, k);
         }
-        return from_buf(vm, &b, out);
+        return replace_result(vm, &b, out);
     }
     while (count < 0 || done < count) {
         const char *hit = memmem(s + pos, n - pos, old.u.s->s, on);
@@ -373,7 +383,7 @@ static int str_replace(jx_vm *vm, jv self, jv old, jv new_, int64_t count, jv *o
         if (b.len > JX_MAX_OUTPUT_BYTES) break;
     }
     buf_append(&b, s + pos, n - pos);
-    return from_buf(vm, &b, out);
+    return replace_result(vm, &b, out);
 }
 
 /* Exposed for the replace filter. */

@@ -65,6 +65,15 @@ long=$(printf 'cat %.0s' $(seq 1 2100))
 "$bin" generate --model "$m" --prompt hi --kv-type q8_0 2>/dev/null; [ $? -eq 2 ] || fail "bad --kv-type"
 "$bin" generate --model "$m" --prompt hi -n -3 2>/dev/null; [ $? -eq 2 ] || fail "bad -n"
 "$bin" generate --model "$m" --prompt hi --bogus 2>/dev/null; [ $? -eq 2 ] || fail "unknown flag"
+"$bin" generate --model "$m" --prompt hi --seed -5 2>/dev/null; [ $? -eq 2 ] || fail "negative --seed"
+if [ -w /dev/full ]; then
+  "$bin" generate --model "$m" --prompt hi -n 4 --temp 0 >/dev/full 2>"$tmp/err"; rc=$?
+  [ "$rc" -eq 1 ] && grep -q "cannot write" "$tmp/err" || fail "a full stdout: rc $rc $(cat "$tmp/err")"
+else
+  echo "skip: /dev/full is not writable here, the write-error check did not run"
+fi
+# auto KV type: f32 for this F32 model, so greedy ids equal the f32 references.
+"$bin" generate --model "$m" --prompt hi -n 2 --kv-type auto --temp 0 >/dev/null 2>&1 || fail "--kv-type auto"
 set -e
 "$bin" generate --help | grep -- "--kv-type" >/dev/null || fail "--help"
 echo "generate: ok"

@@ -393,6 +393,18 @@ Test(template, sandbox_bounds_output_and_memory) {
     expect_error("{% for i in range(100000) %}{{ 'y' * 1000 }}{% endfor %}", "{}", "OutputError");
 }
 
+/* A replace() that outgrows the output bound fails instead of returning a
+ * silently cut string (it used to give 26526862 characters here). */
+Test(template, sandbox_bounds_replace) {
+    expect_error("{{ ('x' * 10000000) | replace('x', 'yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy') "
+                 "| length }}",
+                 "{}", "OutputError");
+    expect_error("{{ ('x' * 1000000).replace('', 'abcdefghijklmnopqrstuvwxyz') | length }}", "{}",
+                 "OutputError");
+    expect_text("{{ 'abc'.replace('b', 'XY') }}{{ 'abc' | replace('', '-') }}{{ 'aaa'.replace('a', 'b', 2) }}",
+                "{}", "aXYc-a-b-c-bba");
+}
+
 Test(template, sandbox_blocks_mutation_and_internals) {
     expect_error("{{ messages.append(1) }}", "{\"messages\": []}", "SecurityError");
     expect_error("{{ d.update({'a': 1}) }}", "{\"d\": {}}", "SecurityError");
