@@ -30,7 +30,7 @@ void attn_load_row(const attn_args *a, const void *base, const uint32_t *table, 
     }
 }
 
-void attn_item_scalar(const attn_args *a, uint32_t t, uint32_t kvh) {
+static void item_scalar(const attn_args *a, uint32_t t, uint32_t kvh) {
     const uint32_t hd = a->head_dim;
     const uint32_t group = a->n_head / a->n_head_kv;
     const uint32_t *table = a->tables[t];
@@ -75,6 +75,10 @@ void attn_item_scalar(const attn_args *a, uint32_t t, uint32_t kvh) {
     }
 }
 
+void attn_item_scalar(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1) {
+    for (uint32_t kvh = h0; kvh < h1; kvh++) item_scalar(a, t, kvh);
+}
+
 /* Fixed cost of a work item, in key positions (setup, the output rows). */
 enum { ITEM_OVERHEAD = 8 };
 
@@ -89,14 +93,18 @@ void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth) {
     uint64_t total = 0;
     for (uint32_t t = 0; t < a->n_tokens; t++)
         total += ((uint64_t)a->pos[t] + 1 + ITEM_OVERHEAD) * a->n_head_kv;
+    /* Consecutive heads of one token go to the item function together. */
     uint64_t start = 0;
     for (uint32_t t = 0; t < a->n_tokens; t++) {
         const uint64_t cost = (uint64_t)a->pos[t] + 1 + ITEM_OVERHEAD;
+        uint32_t h0 = a->n_head_kv, h1 = 0;
         for (uint32_t kvh = 0; kvh < a->n_head_kv; kvh++, start += cost) {
             const uint64_t owner = start * nth / total;
-            if (owner < ith) continue;
-            if (owner > ith) return;
-            item(a, t, kvh);
+            if (owner != ith) continue;
+            if (h0 > kvh) h0 = kvh;
+            h1 = kvh + 1;
         }
+        if (h0 < h1) item(a, t, h0, h1);
+        if (start * nth / total > ith) return;
     }
 }

@@ -32,7 +32,7 @@ static inline const float *load_row(const attn_args *a, const void *base, const 
     return dst;
 }
 
-void attn_item_avx2(const attn_args *a, uint32_t t, uint32_t kvh) {
+static void item_avx2(const attn_args *a, uint32_t t, uint32_t kvh) {
     const uint32_t hd = a->head_dim;
     const uint32_t group = a->n_head / a->n_head_kv;
     const uint32_t *table = a->tables[t];
@@ -83,4 +83,8 @@ void attn_item_avx2(const attn_args *a, uint32_t t, uint32_t kvh) {
             _mm256_storeu_ps(out + (size_t)g * hd + d,
                              _mm256_mul_ps(_mm256_loadu_ps(acc + (size_t)g * hd + d), inv));
     }
+}
+
+void attn_item_avx2(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1) {
+    for (uint32_t kvh = h0; kvh < h1; kvh++) item_avx2(a, t, kvh);
 }

@@ -1,13 +1,14 @@
 /*
- * attention_avx512.c - the AVX-512 version of one attention work item (see
- * attention.c for the algorithm). Keys are taken 16 positions at a time: the
- * chunk's K and V rows are gathered through the block table once (f16 rows
- * converted with vcvtph2ps into a small f32 buffer, f32 rows used in place),
- * then each query head of the GQA group scores the 16 rows, updates its
- * running max once per chunk with a vector exp, and adds the 16 weighted V
- * rows to its accumulator held in registers. head_dim 64 and 128 get
- * unrolled copies. Same online softmax as the reference; the summation
- * order and exp (a degree-6 polynomial, ~2 ulp) differ. Called only when
+ * attention_avx512.c - the AVX-512 version of the attention work items (see
+ * attention.c for the algorithm). Keys are taken 16 positions at a time, and
+ * for each such chunk every KV head of the call in turn, so the pool is read
+ * in address order: per head, the chunk's K and V rows are gathered once
+ * (f16 rows converted with vcvtph2ps into a small f32 buffer, f32 rows used
+ * in place), then each query head of the GQA group scores the 16 rows,
+ * updates its running max once per chunk with a vector exp, and adds the 16
+ * weighted V rows to its accumulator, held in registers. head_dim 64 and 128
+ * get unrolled copies. Same online softmax as the reference; the summation
+ * order and the exp (a degree-6 polynomial, ~2 ulp) differ. Called only when
  * cpu_level() is CPU_AVX512 and head_dim is a multiple of 16.
  */
 #include <immintrin.h>
@@ -36,16 +37,14 @@ static inline __m512 exp_ps(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-/* Pointers to the K and V rows of positions j0..j0+n-1 as f32: in place for
- * an f32 pool, else converted into kbuf / vbuf (CHUNK * head_dim floats). */
-static inline void gather(const attn_args *a, const uint32_t *table, uint32_t j0, uint32_t n,
-                          uint32_t kvh, float *kbuf, float *vbuf, const float **kp,
-                          const float **vp) {
+/* Pointers to the K and V rows of KV head kvh at the chunk's n positions
+ * (rows[jj] is the pool row of position j0 + jj, head 0) as f32: in place
+ * for an f32 pool, else converted into kbuf / vbuf (CHUNK * head_dim). */
+static inline void gather(const attn_args *a, const size_t *rows, uint32_t n, uint32_t kvh,
+                          float *kbuf, float *vbuf, const float **kp, const float **vp) {
     const uint32_t hd = a->head_dim;
     for (uint32_t jj = 0; jj < n; jj++) {
-        const uint32_t j = j0 + jj;
-        const size_t row = ((size_t)table[j / a->block_size] * a->block_size + j % a->block_size) *
-                               a->n_head_kv + kvh;
+        const size_t row = rows[jj] + kvh;
         if (a->kv_type != DTYPE_F16) {
             kp[jj] = (const float *)a->k + row * hd;
             vp[jj] = (const float *)a->v + row * hd;
@@ -70,6 +69,7 @@ static inline __attribute__((always_inline)) void head_chunk(
     uint32_t nv, float *m, float *l, float *acc) {
     __m512 qv[ATTN_MAX_HEAD_DIM / 16], av[ATTN_MAX_HEAD_DIM / 16];
     float s[CHUNK];
+#pragma GCC unroll 8
     for (uint32_t i = 0; i < nv; i++) qv[i] = _mm512_loadu_ps(q + 16 * i);
     for (uint32_t jj = 0; jj < n; jj++) {
         const float *k = kp[jj];
@@ -94,60 +94,82 @@ static inline __attribute__((always_inline)) void head_chunk(
     *l = *l * c + _mm512_reduce_add_ps(p);
     *m = mnew;
     const __m512 cv = _mm512_set1_ps(c);
+#pragma GCC unroll 8
     for (uint32_t i = 0; i < nv; i++) av[i] = _mm512_mul_ps(_mm512_loadu_ps(acc + 16 * i), cv);
     for (uint32_t jj = 0; jj < n; jj++) {
         const __m512 pj = _mm512_set1_ps(pw[jj]);
         const float *v = vp[jj];
+#pragma GCC unroll 8
         for (uint32_t i = 0; i < nv; i++)
             av[i] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(v + 16 * i), av[i]);
     }
+#pragma GCC unroll 8
     for (uint32_t i = 0; i < nv; i++) _mm512_storeu_ps(acc + 16 * i, av[i]);
 }
 
-/* Scratch of one work item, on the caller's stack (about 100 KiB). */
+/* Scratch of one call, on the caller's stack (about 100 KiB). */
 typedef struct scratch {
     float acc[ATTN_MAX_GROUP_DIM] __attribute__((aligned(64)));
     float kbuf[CHUNK * ATTN_MAX_HEAD_DIM] __attribute__((aligned(64)));
     float vbuf[CHUNK * ATTN_MAX_HEAD_DIM] __attribute__((aligned(64)));
+    float m[ATTN_MAX_GROUP_DIM / 16], l[ATTN_MAX_GROUP_DIM / 16];
 } scratch;
 
-static inline __attribute__((always_inline)) void item(const attn_args *a, uint32_t t,
-                                                       uint32_t kvh, uint32_t hd, scratch *sc) {
+/* KV heads h0..h1-1 of token t, at most ATTN_MAX_GROUP_DIM floats of
+ * accumulators: chunk by chunk, every head of the range, so the pool is
+ * read in address order (a chunk's rows of all heads lie together). */
+static inline __attribute__((always_inline)) void heads(const attn_args *a, uint32_t t,
+                                                        uint32_t h0, uint32_t h1, uint32_t hd,
+                                                        scratch *sc) {
     const uint32_t group = a->n_head / a->n_head_kv;
     const uint32_t nv = hd / 16;
     const uint32_t *table = a->tables[t];
     const uint32_t n_pos = (uint32_t)a->pos[t] + 1;
-    const float *q = a->q + (size_t)t * a->q_stride + (size_t)kvh * group * hd;
-    float *out = a->out + (size_t)t * a->out_stride + (size_t)kvh * group * hd;
-    float *acc = sc->acc;
+    const uint32_t nq = (h1 - h0) * group;
+    const float *q = a->q + (size_t)t * a->q_stride + (size_t)h0 * group * hd;
+    float *out = a->out + (size_t)t * a->out_stride + (size_t)h0 * group * hd;
     const float *kp[CHUNK], *vp[CHUNK];
-    float m[ATTN_MAX_GROUP], l[ATTN_MAX_GROUP];
+    size_t rows[CHUNK];
 
-    for (uint32_t g = 0; g < group; g++) {
-        m[g] = -INFINITY;
-        l[g] = 0.0f;
+    for (uint32_t g = 0; g < nq; g++) {
+        sc->m[g] = -INFINITY;
+        sc->l[g] = 0.0f;
     }
-    memset(acc, 0, (size_t)group * hd * sizeof(float));
+    memset(sc->acc, 0, (size_t)nq * hd * sizeof(float));
     for (uint32_t j0 = 0; j0 < n_pos; j0 += CHUNK) {
         const uint32_t n = n_pos - j0 < CHUNK ? n_pos - j0 : CHUNK;
-        gather(a, table, j0, n, kvh, sc->kbuf, sc->vbuf, kp, vp);
-        for (uint32_t g = 0; g < group; g++)
-            head_chunk(q + (size_t)g * hd, a->scale, kp, vp, n, nv, &m[g], &l[g],
-                       acc + (size_t)g * hd);
+        for (uint32_t jj = 0; jj < n; jj++) {
+            const uint32_t j = j0 + jj;
+            rows[jj] = ((size_t)table[j / a->block_size] * a->block_size + j % a->block_size) *
+                       a->n_head_kv;
+        }
+        for (uint32_t kvh = h0; kvh < h1; kvh++) {
+            gather(a, rows, n, kvh, sc->kbuf, sc->vbuf, kp, vp);
+            for (uint32_t g = 0; g < group; g++) {
+                const size_t qh = (size_t)(kvh - h0) * group + g;
+                head_chunk(q + qh * hd, a->scale, kp, vp, n, nv, &sc->m[qh], &sc->l[qh],
+                           sc->acc + qh * hd);
+            }
+        }
     }
-    for (uint32_t g = 0; g < group; g++) {
-        const __m512 inv = _mm512_set1_ps(1.0f / l[g]);
+    for (uint32_t g = 0; g < nq; g++) {
+        const __m512 inv = _mm512_set1_ps(1.0f / sc->l[g]);
         for (uint32_t i = 0; i < nv; i++)
             _mm512_storeu_ps(out + (size_t)g * hd + 16 * i,
-                             _mm512_mul_ps(_mm512_loadu_ps(acc + (size_t)g * hd + 16 * i), inv));
+                             _mm512_mul_ps(_mm512_loadu_ps(sc->acc + (size_t)g * hd + 16 * i), inv));
     }
 }
 
-void attn_item_avx512(const attn_args *a, uint32_t t, uint32_t kvh) {
+void attn_item_avx512(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1) {
     scratch sc;
-    switch (a->head_dim) {
-    case 64: item(a, t, kvh, 64, &sc); break;
-    case 128: item(a, t, kvh, 128, &sc); break;
-    default: item(a, t, kvh, a->head_dim, &sc); break;
+    const uint32_t hd = a->head_dim, group = a->n_head / a->n_head_kv;
+    const uint32_t per = ATTN_MAX_GROUP_DIM / (group * hd); /* >= 1: checked by the model */
+    for (uint32_t s0 = h0; s0 < h1; s0 += per) {
+        const uint32_t s1 = h1 - s0 < per ? h1 : s0 + per;
+        switch (hd) {
+        case 64: heads(a, t, s0, s1, 64, &sc); break;
+        case 128: heads(a, t, s0, s1, 128, &sc); break;
+        default: heads(a, t, s0, s1, hd, &sc); break;
+        }
     }
 }

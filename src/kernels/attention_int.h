@@ -1,20 +1,21 @@
 /*
  * attention_int.h - private to src/kernels/attention*.c: the per-level
- * implementations of one attention work item (token t, KV head kvh), chosen
- * by attn_forward_range from cpu_level().
+ * implementations of the attention work items (token t, KV heads h0..h1-1),
+ * chosen by attn_forward_range from cpu_level(). Each (token, KV head) result
+ * is computed the same way however the heads are grouped into calls.
  */
 #ifndef KERNELS_ATTENTION_INT_H
 #define KERNELS_ATTENTION_INT_H
 
 #include "kernels/attention.h"
 
-typedef void (*attn_item_fn)(const attn_args *a, uint32_t t, uint32_t kvh);
+typedef void (*attn_item_fn)(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1);
 
 /* Plain C (attention.c). */
-void attn_item_scalar(const attn_args *a, uint32_t t, uint32_t kvh);
+void attn_item_scalar(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1);
 /* AVX2 + FMA + F16C (attention_avx2.c); needs head_dim % 8 == 0. */
-void attn_item_avx2(const attn_args *a, uint32_t t, uint32_t kvh);
+void attn_item_avx2(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1);
 /* AVX-512 F + F16C (attention_avx512.c); needs head_dim % 16 == 0. */
-void attn_item_avx512(const attn_args *a, uint32_t t, uint32_t kvh);
+void attn_item_avx512(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1);
 
 #endif
