@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -91,6 +92,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       void *arg) {
     (void)l;
     http_server *s = arg;
+    s->accept_failures = 0;
     int reject = s->n_conns >= s->p.max_connections;
     if (reject && s->n_rejecting >= 64) { /* do not spend memory on a flood */
         close(fd);
@@ -148,11 +150,39 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     arm_timer(c, s->p.idle_timeout_s);
 }
 
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    http_server *s = arg;
+    if (s->listener) evconnlistener_enable(s->listener);
+}
+
 static void on_listener_error(struct evconnlistener *l, void *arg) {
-    (void)l;
-    (void)arg;
-    /* EMFILE and friends: keep the listener; the loop goes on. */
-    log_warn("http: accept failed: %s", strerror(errno));
+    http_server *s = arg;
+    int e = errno;
+    /* EMFILE and friends: the pending connection stays in the backlog, so
+     * the listener would be woken again at once and spin. Pause accepting
+     * for 100 ms (connections close meanwhile) and warn once per episode. */
+    if (s->accept_failures++ == 0)
+        log_warn("http: accept failed: %s (%u connections open); pausing accepts", strerror(e),
+                 s->n_conns);
+    evconnlistener_disable(l);
+    struct timeval tv = {0, 100 * 1000};
+    if (s->accept_retry_ev) evtimer_add(s->accept_retry_ev, &tv);
+}
+
+/* Raises the soft open-file limit so that --max-connections sockets fit
+ * next to the model, log and engine files (a soft limit of 1024 is common);
+ * warns when the hard limit is lower. */
+static void raise_fd_limit(uint32_t max_conns) {
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_conns + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want) return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur < want)
+        log_warn("http: the open-file limit (%llu) is below --max-connections %u + 64; accepts will pause "
+                 "when it is reached",
+                 (unsigned long long)rl.rlim_cur, max_conns);
 }
 
 int http_server_new(struct event_base *base, const http_params *params, http_handler_fn handler,
@@ -171,6 +201,7 @@ int http_server_new(struct event_base *base, const http_params *params, http_han
     s->handler_arg = arg;
     if (!s->host) goto nomem;
 
+    raise_fd_limit(s->p.max_connections);
     struct addrinfo hints, *ai = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -196,6 +227,8 @@ int http_server_new(struct event_base *base, const http_params *params, http_han
         return rc;
     }
     evconnlistener_set_error_cb(s->listener, on_listener_error);
+    s->accept_retry_ev = evtimer_new(base, on_accept_retry, s);
+    if (!s->accept_retry_ev) goto nomem;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&ss, &sl) == 0) {
@@ -211,6 +244,7 @@ nomem:
 
 void http_server_free(http_server *s) {
     if (!s) return;
+    if (s->accept_retry_ev) event_free(s->accept_retry_ev);
     if (s->listener) evconnlistener_free(s->listener);
     while (s->conns) {
         http_conn *c = s->conns;

@@ -72,6 +72,8 @@ struct http_conn {
 struct http_server {
     struct event_base *base;
     struct evconnlistener *listener;
+    struct event *accept_retry_ev; /* re-enables the listener after EMFILE */
+    uint64_t accept_failures;      /* accept() errors since the last warning */
     http_params p;
     char *host, *origins;
     http_handler_fn handler;

@@ -5,7 +5,7 @@
 // half a body and stops gets 408; the server stays clean afterwards.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -124,4 +124,51 @@ test('half a body then silence: 408 and close; SIGINT drains a stream and exits 
   } finally {
     if (!exited) await srv.stop();
   }
+});
+
+// CPU seconds (user + system) the process has used so far.
+function cpuSeconds(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+test('out of file descriptors: accepts pause (no spin, no log flood) and resume', async () => {
+  if (!fs.existsSync('/proc/self/stat')) { console.log('# skipped: no /proc'); return; }
+  const proc = spawn('bash', ['-c', `ulimit -n 40 && exec "${BIN}" serve --model "${MODEL}" --port 0 ` +
+    '--threads 1 --kv-cache-memory 16M --no-access-log'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { err += d; });
+  const exited = new Promise((res) => proc.on('exit', (code) => res(code)));
+  const socks = [];
+  try {
+    for (let i = 0; i < 200 && !out.includes('inferd: ready'); i++) await sleep(25);
+    const port = Number(out.match(/127\.0\.0\.1:(\d+)/)[1]);
+    assert.match(err, /open-file limit \(40\)/);
+    // 60 connections: about 30 fit under the limit, the rest wait in the backlog.
+    for (let i = 0; i < 60; i++) {
+      const s = net.connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      s.got = '';
+      s.on('data', (d) => { s.got += d; });
+      socks.push(s);
+    }
+    await sleep(300);
+    const cpu0 = cpuSeconds(proc.pid);
+    await sleep(1000);
+    const spent = cpuSeconds(proc.pid) - cpu0;
+    assert.ok(spent < 0.3, `the idle server used ${spent} s of CPU in 1 s while out of descriptors`);
+    assert.ok(err.length < 100000, `${err.length} bytes of log`);
+    // Close the first 40: the ones that waited are accepted and answered.
+    for (const s of socks.slice(0, 40)) s.destroy();
+    await sleep(400);
+    for (const s of socks.slice(40)) s.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    for (let i = 0; i < 100 && socks.slice(40).some((s) => !s.got); i++) await sleep(20);
+    for (const s of socks.slice(40)) assert.match(s.got, /^HTTP\/1\.1 200 /);
+  } finally {
+    for (const s of socks) s.destroy();
+    proc.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0, err.slice(-2000));
 });
