@@ -263,10 +263,18 @@ Test(matmul, group_equals_separate_calls) {
             mm_weight w[3];
             const mm_weight *ws[3];
             float *want[3], *got[3];
+            void *maps[3];
+            size_t map_len[3];
             size_t sb = 0;
             for (int i = 0; i < 3; i++) {
                 problem_make(&p[i], types[t], 512, n_outs[i], rows[ri], 100 + (uint64_t)i);
-                cr_assert_eq(mm_weight_init(&w[i], p[i].type, 512, n_outs[i], p[i].wdata, err, sizeof err), 0, "%s", err);
+                /* repack replaces whole pages: give it a mapping of its own */
+                size_t page = (size_t)sysconf(_SC_PAGESIZE);
+                map_len[i] = (p[i].wbytes + page - 1) / page * page;
+                maps[i] = mmap(NULL, map_len[i], PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                cr_assert_neq(maps[i], MAP_FAILED);
+                memcpy(maps[i], p[i].wdata, p[i].wbytes);
+                cr_assert_eq(mm_weight_init(&w[i], p[i].type, 512, n_outs[i], maps[i], err, sizeof err), 0, "%s", err);
                 cr_assert_eq(mm_weight_repack(&w[i], err, sizeof err), 0, "%s", err);
                 ws[i] = &w[i];
                 want[i] = malloc(sizeof(float) * n_outs[i] * rows[ri]);
@@ -294,6 +302,7 @@ Test(matmul, group_equals_separate_calls) {
             free(scratch);
             for (int i = 0; i < 3; i++) {
                 mm_weight_release(&w[i]);
+                munmap(maps[i], map_len[i]);
                 free(want[i]);
                 free(got[i]);
                 problem_free(&p[i]);
