@@ -1,8 +1,9 @@
 /*
  * attention.c - paged causal attention with an online softmax (see
- * attention.h): the plain-C reference item and the dispatch to the SIMD one
- * (attention_avx2.c) by cpu_level(). One work item is a (token, KV head)
- * pair: the group of query heads sharing that KV head walks the token's
+ * attention.h): the plain-C reference item, the dispatch to the SIMD ones
+ * (attention_avx2.c, attention_avx512.c) by cpu_level(), and the split of
+ * the work items over threads, balanced by context length. One work item is
+ * a (token, KV head) pair: the group of query heads sharing that KV head walks the token's
  * positions once, keeping a running max m, denominator l and weighted sum
  * acc per query head:
  *   s = scale * q.k_j;  if s > m: acc *= e^(m-s), l *= e^(m-s), m = s
@@ -74,10 +75,28 @@ void attn_item_scalar(const attn_args *a, uint32_t t, uint32_t kvh) {
     }
 }
 
+/* Fixed cost of a work item, in key positions (setup, the output rows). */
+enum { ITEM_OVERHEAD = 8 };
+
 void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth) {
     attn_item_fn item = attn_item_scalar;
-    if (cpu_level() >= CPU_AVX2 && a->head_dim % 8 == 0) item = attn_item_avx2;
-    const uint64_t n_items = (uint64_t)a->n_tokens * a->n_head_kv;
-    for (uint64_t i = ith; i < n_items; i += nth)
-        item(a, (uint32_t)(i / a->n_head_kv), (uint32_t)(i % a->n_head_kv));
+    const enum cpu_level level = cpu_level();
+    if (level >= CPU_AVX512 && a->head_dim % 16 == 0) item = attn_item_avx512;
+    else if (level >= CPU_AVX2 && a->head_dim % 8 == 0) item = attn_item_avx2;
+    /* Items (token, KV head) in order, each costing its context length plus
+     * a fixed overhead; item i goes to thread floor(start_i * nth / total),
+     * so every thread gets a contiguous run of about total / nth. */
+    uint64_t total = 0;
+    for (uint32_t t = 0; t < a->n_tokens; t++)
+        total += ((uint64_t)a->pos[t] + 1 + ITEM_OVERHEAD) * a->n_head_kv;
+    uint64_t start = 0;
+    for (uint32_t t = 0; t < a->n_tokens; t++) {
+        const uint64_t cost = (uint64_t)a->pos[t] + 1 + ITEM_OVERHEAD;
+        for (uint32_t kvh = 0; kvh < a->n_head_kv; kvh++, start += cost) {
+            const uint64_t owner = start * nth / total;
+            if (owner < ith) continue;
+            if (owner > ith) return;
+            item(a, t, kvh);
+        }
+    }
 }

@@ -42,9 +42,12 @@ typedef struct attn_args {
     float scale;      /* applied to q.k, usually 1/sqrt(head_dim) */
 } attn_args;
 
-/* Computes the work items (token, KV head) i with i % nth == ith: for each
+/* Computes thread ith's share of the work items (token, KV head): for each
  * query head of the group, softmax(scale * q.K[0..pos]) . V[0..pos] into out.
- * Safe to run concurrently for different ith (disjoint outputs). */
+ * The items, in token-major order, are cut into nth contiguous runs of about
+ * equal total context length (pos + 1 plus a fixed cost per item). Safe to
+ * run concurrently for different ith (disjoint outputs); the result does not
+ * depend on nth. */
 void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth);
 
 /* Reads the K (or V) vector of head kvh at position j of table into dst

@@ -4,7 +4,7 @@
  * table, scores in double, softmax, weighted sum. Covers GQA head mapping,
  * per-token causal limits within one batch, shuffled block tables, f32 and
  * f16 pools, splitting the work over threads, and every dispatch level this
- * CPU has (plain C and AVX2).
+ * CPU has (plain C, AVX2, AVX-512).
  */
 #include <criterion/criterion.h>
 #include <math.h>
