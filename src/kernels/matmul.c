@@ -17,16 +17,23 @@
 
 #define SCRATCH_ALIGN 64
 #define DEFAULT_CHUNK 16
+/* Products of fewer multiply-adds (rows x n_in x n_out, summed over a group)
+ * run on the calling thread: waking the pool costs more than they do. */
+#define SMALL_WORK ((int64_t)1 << 17)
 
+/* One call over up to MM_MAX_GROUP weights that share their input: the
+ * chunks of weight i are numbers first[i] .. first[i+1]-1 of one counter. */
 typedef struct mm_call {
-    const mm_weight *w;
     const mm_kernels *k;
     const float *x;
     int64_t n_rows;
-    float *y;
     uint8_t *xq;
     size_t xq_stride;
-    int64_t chunk, n_chunks;
+    int n_w;
+    const mm_weight *w[MM_MAX_GROUP];
+    float *y[MM_MAX_GROUP];
+    int64_t chunk[MM_MAX_GROUP];
+    int64_t first[MM_MAX_GROUP + 1];
     _Atomic int64_t next;
 } mm_call;
 
@@ -99,59 +106,113 @@ size_t mm_scratch_bytes(const mm_weight *w, int64_t n_rows) {
     return stride * (size_t)n_rows + SCRATCH_ALIGN;
 }
 
+/* The chunk width for w: a multiple of the kernel's tile width. */
+static int64_t pick_chunk(const mm_kernels *k, const mm_weight *w, int64_t n_rows, int nth) {
+    int64_t chunk;
+    if (k->chunk[w->type] > 0) {
+        /* One row (decode) streams memory: longer runs per claim keep each
+         * core's prefetch streams going, while 4 claims per worker still
+         * balance the load. */
+        chunk = k->chunk[w->type];
+        if (n_rows == 1)
+            while (chunk < 256 && (w->n_out + 2 * chunk - 1) / (2 * chunk) >= 4 * nth) chunk *= 2;
+    }
+    else {
+        /* Keep a few chunks per worker so the counter can balance load. */
+        chunk = DEFAULT_CHUNK;
+        while (chunk > 4 && (w->n_out + chunk - 1) / chunk < 4 * nth) chunk /= 2;
+    }
+    return chunk;
+}
+
+/* Converts x once, then computes every weight's output chunks. */
+static void run_call(threadpool *tp, mm_call *c, void *scratch) {
+    const mm_weight *w0 = c->w[0];
+    c->k = mm_kernels_get(cpu_level());
+    c->xq = (uint8_t *)(((uintptr_t)scratch + SCRATCH_ALIGN - 1) & ~(uintptr_t)(SCRATCH_ALIGN - 1));
+    c->xq_stride = (w0->act_row_bytes + SCRATCH_ALIGN - 1) & ~(size_t)(SCRATCH_ALIGN - 1);
+    int64_t work = 0;
+    for (int i = 0; i < c->n_w; i++) work += c->n_rows * c->w[i]->n_in * c->w[i]->n_out;
+    if (work < SMALL_WORK) tp = NULL;
+    int nth = threadpool_n_threads(tp);
+    c->first[0] = 0;
+    for (int i = 0; i < c->n_w; i++) {
+        c->chunk[i] = pick_chunk(c->k, c->w[i], c->n_rows, nth);
+        c->first[i + 1] = c->first[i] + (c->w[i]->n_out + c->chunk[i] - 1) / c->chunk[i];
+    }
+    atomic_store(&c->next, 0);
+    if (c->n_rows < 4 || nth == 1) convert_rows(c, 0, 1);
+    else threadpool_run(tp, convert_rows, c);
+    if (nth == 1) compute_chunks(c, 0, 1);
+    else threadpool_run_dynamic(tp, compute_chunks, c);
+}
+
 void mm_forward(threadpool *tp, const mm_weight *w, const float *x, int64_t n_rows, float *y,
                 void *scratch) {
     if (n_rows <= 0) return;
     mm_call c;
     memset(&c, 0, sizeof c);
-    c.w = w;
-    c.k = mm_kernels_get(cpu_level());
     c.x = x;
     c.n_rows = n_rows;
-    c.y = y;
-    c.xq = (uint8_t *)(((uintptr_t)scratch + SCRATCH_ALIGN - 1) & ~(uintptr_t)(SCRATCH_ALIGN - 1));
-    c.xq_stride = (w->act_row_bytes + SCRATCH_ALIGN - 1) & ~(size_t)(SCRATCH_ALIGN - 1);
-    int nth = threadpool_n_threads(tp);
-    if (c.k->chunk[w->type] > 0) {
-        /* A multiple of the kernel's tile width. One row (decode) streams
-         * memory: longer runs per claim keep each core's prefetch streams
-         * going, while 4 claims per worker still balance the load. */
-        int64_t t = c.k->chunk[w->type];
-        c.chunk = t;
-        if (n_rows == 1)
-            while (c.chunk < 256 && (w->n_out + 2 * c.chunk - 1) / (2 * c.chunk) >= 4 * nth) c.chunk *= 2;
-    }
-    else {
-        /* Keep a few chunks per worker so the counter can balance load. */
-        c.chunk = DEFAULT_CHUNK;
-        while (c.chunk > 4 && (w->n_out + c.chunk - 1) / c.chunk < 4 * nth) c.chunk /= 2;
-    }
-    c.n_chunks = (w->n_out + c.chunk - 1) / c.chunk;
-    atomic_store(&c.next, 0);
+    c.n_w = 1;
+    c.w[0] = w;
+    c.y[0] = y;
+    run_call(tp, &c, scratch);
+}
 
-    if (n_rows < 4 || nth == 1) convert_rows(&c, 0, 1);
-    else threadpool_run(tp, convert_rows, &c);
-    threadpool_run_dynamic(tp, compute_chunks, &c);
+int mm_group_ok(const mm_weight *const *ws, int n_w) {
+    if (n_w < 1 || n_w > MM_MAX_GROUP) return 0;
+    for (int i = 1; i < n_w; i++) {
+        if (ws[i]->type != ws[0]->type || ws[i]->n_in != ws[0]->n_in ||
+            ws[i]->act_row_bytes != ws[0]->act_row_bytes)
+            return 0;
+    }
+    return 1;
+}
+
+void mm_forward_group(threadpool *tp, const mm_weight *const *ws, int n_w, const float *x,
+                      int64_t n_rows, float *const *ys, void *scratch) {
+    if (n_rows <= 0 || n_w < 1) return;
+    if (!mm_group_ok(ws, n_w)) {
+        for (int i = 0; i < n_w; i++) mm_forward(tp, ws[i], x, n_rows, ys[i], scratch);
+        return;
+    }
+    mm_call c;
+    memset(&c, 0, sizeof c);
+    c.x = x;
+    c.n_rows = n_rows;
+    c.n_w = n_w;
+    for (int i = 0; i < n_w; i++) {
+        c.w[i] = ws[i];
+        c.y[i] = ys[i];
+    }
+    run_call(tp, &c, scratch);
 }
 
 static void convert_rows(void *arg, int ith, int nth) {
     mm_call *c = arg;
     int64_t per = (c->n_rows + nth - 1) / nth;
     int64_t r0 = per * ith, r1 = r0 + per < c->n_rows ? r0 + per : c->n_rows;
-    mm_act_fn act = c->k->act[c->w->type];
+    const mm_weight *w = c->w[0];
+    mm_act_fn act = c->k->act[w->type];
     for (int64_t r = r0; r < r1; r++)
-        act(c->w->type, c->x + r * c->w->n_in, c->xq + (size_t)r * c->xq_stride, c->w->n_in);
+        act(w->type, c->x + r * w->n_in, c->xq + (size_t)r * c->xq_stride, w->n_in);
 }
 
 static void compute_chunks(void *arg, int ith, int nth) {
     (void)ith;
     (void)nth;
     mm_call *c = arg;
-    mm_gemm_fn fn = c->k->gemm[c->w->type];
+    mm_gemm_fn fn = c->k->gemm[c->w[0]->type];
+    const int64_t n_chunks = c->first[c->n_w];
+    int j = 0;
     for (;;) {
         int64_t i = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
-        if (i >= c->n_chunks) break;
-        int64_t o0 = i * c->chunk, o1 = o0 + c->chunk < c->w->n_out ? o0 + c->chunk : c->w->n_out;
-        fn(c->w, c->xq, c->xq_stride, c->n_rows, c->y, c->w->n_out, o0, o1);
+        if (i >= n_chunks) break;
+        while (i >= c->first[j + 1]) j++; /* claims only grow */
+        const mm_weight *w = c->w[j];
+        int64_t o0 = (i - c->first[j]) * c->chunk[j];
+        int64_t o1 = o0 + c->chunk[j] < w->n_out ? o0 + c->chunk[j] : w->n_out;
+        fn(w, c->xq, c->xq_stride, c->n_rows, c->y[j], w->n_out, o0, o1);
     }
 }

@@ -78,4 +78,22 @@ size_t mm_scratch_bytes(const mm_weight *w, int64_t n_rows);
 void mm_forward(threadpool *tp, const mm_weight *w, const float *x, int64_t n_rows, float *y,
                 void *scratch);
 
+/* The most weights one mm_forward_group call takes. */
+#define MM_MAX_GROUP 4
+
+/* 1 when ws[0..n_w) can share one mm_forward_group run (1 <= n_w <=
+ * MM_MAX_GROUP, same type and n_in, hence one activation conversion), else 0. */
+int mm_group_ok(const mm_weight *const *ws, int n_w);
+
+/* ys[i] (n_rows, ws[i]->n_out) = x (n_rows, n_in) ws[i]^T for every i < n_w,
+ * in one pass over the pool: x is converted once, then the workers take
+ * output chunks of all the weights from one counter (one synchronisation for
+ * the group instead of one per weight). Results equal n_w mm_forward calls
+ * bit for bit; weights that fail mm_group_ok simply get those calls. scratch
+ * holds the largest mm_scratch_bytes(ws[i], n_rows); x must overlap no ys[i].
+ * Products too small to repay waking the pool (here and in mm_forward) run
+ * on the caller. */
+void mm_forward_group(threadpool *tp, const mm_weight *const *ws, int n_w, const float *x,
+                      int64_t n_rows, float *const *ys, void *scratch);
+
 #endif

@@ -14,8 +14,11 @@
  *     xn = rmsnorm(x) * ffn_norm                         (T, E)
  *     x += (silu(xn Wgate^T) * (xn Wup^T)) Wdown^T       (T, F) -> (T, E)
  *   logits = (rmsnorm(x) * output_norm) Wout^T           (R, V)
- * Matrix products run on the thread pool through kernels/matmul; per-token
- * steps (norms, rope, cache writes, attention) are split over the same pool.
+ * Matrix products run on the thread pool through kernels/matmul, Q/K/V and
+ * gate/up each as one group (one activation conversion, one synchronisation);
+ * per-token steps (norms, rope, cache writes, attention) are split over the
+ * same pool, or run on the calling thread when they are too small to repay
+ * waking it (decode of one token).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -49,6 +52,30 @@ typedef struct fwd {
 } fwd;
 
 static void run_stage(void *arg, int ith, int nth);
+
+/* Per-token stages below this many float operations (rows x width) run on the
+ * calling thread: waking the pool costs more. */
+#define SMALL_STAGE 32768u
+/* Attention below this many multiply-adds (rows x heads x context x D x 2). */
+#define SMALL_ATTN ((uint64_t)1 << 17)
+
+/* Runs the stage f->stage over the pool, or on the caller when it is small. */
+static void stage(fwd *f, enum stage st) {
+    const model_hparams *hp = &f->m->hp;
+    f->stage = st;
+    uint32_t rows = f->n_rows;
+    if (st == STAGE_EMBED || st == STAGE_QKV || st == STAGE_ATTN) rows = f->b->n_tokens;
+    uint64_t work = (uint64_t)rows * (hp->n_embd + hp->n_ff);
+    uint64_t limit = SMALL_STAGE;
+    if (st == STAGE_ATTN) {
+        work = 0;
+        for (uint32_t t = 0; t < rows; t++) work += (uint64_t)f->b->pos[t] + 1;
+        work *= (uint64_t)hp->n_head * hp->head_dim * 2;
+        limit = SMALL_ATTN;
+    }
+    if (work < limit) run_stage(f, 0, 1);
+    else threadpool_run(f->m->tp, run_stage, f);
+}
 
 static size_t align64(size_t n) {
     return (n + 63) & ~(size_t)63;
@@ -170,23 +197,20 @@ int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, ch
         .tables = s->tables, .scale = 1.0f / sqrtf((float)hp->head_dim),
     };
 
-    f.stage = STAGE_EMBED;
-    threadpool_run(m->tp, run_stage, &f);
+    stage(&f, STAGE_EMBED);
     for (uint32_t il = 0; il < hp->n_layer; il++) {
         const model_layer *l = &m->layers[il];
         f.il = il;
-        f.stage = STAGE_ATTN_NORM;
-        threadpool_run(m->tp, run_stage, &f);
-        mm_forward(m->tp, &l->wq, s->xn, T, s->q, s->mm);  /* (T, E) -> (T, H*D) */
-        mm_forward(m->tp, &l->wk, s->xn, T, s->k, s->mm);  /* (T, E) -> (T, Hkv*D) */
-        mm_forward(m->tp, &l->wv, s->xn, T, s->v, s->mm);  /* (T, E) -> (T, Hkv*D) */
-        f.stage = STAGE_QKV;
-        threadpool_run(m->tp, run_stage, &f);
+        stage(&f, STAGE_ATTN_NORM);
+        /* (T, E) -> (T, H*D), (T, Hkv*D), (T, Hkv*D) */
+        const mm_weight *qkv[] = {&l->wq, &l->wk, &l->wv};
+        float *const qkv_out[] = {s->q, s->k, s->v};
+        mm_forward_group(m->tp, qkv, 3, s->xn, T, qkv_out, s->mm);
+        stage(&f, STAGE_QKV);
         const char *pool = kv->data;
         f.attn.k = pool + (size_t)2 * il * kv->layer_bytes;
         f.attn.v = pool + ((size_t)2 * il + 1) * kv->layer_bytes;
-        f.stage = STAGE_ATTN;
-        threadpool_run(m->tp, run_stage, &f);
+        stage(&f, STAGE_ATTN);
         if (il == hp->n_layer - 1 && r < f.n_rows) {
             /* Only the rows that give logits go on; s->rows is ascending, so
              * moving row rows[i] down to i never overwrites a row still needed. */
@@ -200,18 +224,16 @@ int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, ch
             f.n_rows = r;
         }
         mm_forward(m->tp, &l->wo, s->att, f.n_rows, s->xn, s->mm); /* (T, H*D) -> (T, E) */
-        f.stage = STAGE_FFN_NORM;
-        threadpool_run(m->tp, run_stage, &f);
-        mm_forward(m->tp, &l->w_gate, s->xn, f.n_rows, s->gate, s->mm); /* (T, E) -> (T, F) */
-        mm_forward(m->tp, &l->w_up, s->xn, f.n_rows, s->up, s->mm);     /* (T, E) -> (T, F) */
-        f.stage = STAGE_SILU;
-        threadpool_run(m->tp, run_stage, &f);
+        stage(&f, STAGE_FFN_NORM);
+        /* (T, E) -> (T, F) twice */
+        const mm_weight *gate_up[] = {&l->w_gate, &l->w_up};
+        float *const gate_up_out[] = {s->gate, s->up};
+        mm_forward_group(m->tp, gate_up, 2, s->xn, f.n_rows, gate_up_out, s->mm);
+        stage(&f, STAGE_SILU);
         mm_forward(m->tp, &l->w_down, s->gate, f.n_rows, s->xn, s->mm); /* (T, F) -> (T, E) */
-        f.stage = STAGE_RESID;
-        threadpool_run(m->tp, run_stage, &f);
+        stage(&f, STAGE_RESID);
     }
-    f.stage = STAGE_OUT_NORM;
-    threadpool_run(m->tp, run_stage, &f);
+    stage(&f, STAGE_OUT_NORM);
     mm_forward(m->tp, &m->output, s->xn, r, logits, s->mm); /* (R, E) -> (R, V) */
     return 0;
 }

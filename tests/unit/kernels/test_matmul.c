@@ -6,7 +6,8 @@
  * against the scalar level (levels it lacks are skipped with a printed
  * reason). Shapes cover GEMV (1 row), partial tiles and partial chunks, with
  * and without the thread pool. Also: the X16 repack in place, row lookups,
- * and mm_weight_init's argument checks.
+ * mm_weight_init's argument checks, and mm_forward_group against separate
+ * calls.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -244,4 +245,97 @@ Test(matmul, forced_level_is_reported) {
     cr_assert_neq(cpu_set_level(CPU_LEVEL_COUNT), 0);
     const cpu_features *f = cpu_get_features();
     if (cpu_best_level() == CPU_AVX512) cr_assert(f->avx512f && f->avx512vnni && f->avx2);
+}
+
+/* mm_forward_group: one conversion, one counter over three weights of one
+ * input; every output equals a separate mm_forward bit for bit, on the pool
+ * (work above the on-caller threshold) and alone, at every level this CPU
+ * has; a group of mixed types falls back to separate calls. */
+Test(matmul, group_equals_separate_calls) {
+    const enum dtype types[] = {DTYPE_F32, DTYPE_Q4_0, DTYPE_Q8_0, DTYPE_Q4_K};
+    const int64_t n_outs[3] = {96, 160, 48}, rows[] = {1, 5};
+    threadpool *tp = threadpool_new(2);
+    cr_assert_not_null(tp);
+    char err[256];
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+        for (size_t ri = 0; ri < 2; ri++) {
+            problem p[3];
+            mm_weight w[3];
+            const mm_weight *ws[3];
+            float *want[3], *got[3];
+            void *maps[3];
+            size_t map_len[3];
+            size_t sb = 0;
+            for (int i = 0; i < 3; i++) {
+                problem_make(&p[i], types[t], 512, n_outs[i], rows[ri], 100 + (uint64_t)i);
+                /* repack replaces whole pages: give it a mapping of its own */
+                size_t page = (size_t)sysconf(_SC_PAGESIZE);
+                map_len[i] = (p[i].wbytes + page - 1) / page * page;
+                maps[i] = mmap(NULL, map_len[i], PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                cr_assert_neq(maps[i], MAP_FAILED);
+                memcpy(maps[i], p[i].wdata, p[i].wbytes);
+                cr_assert_eq(mm_weight_init(&w[i], p[i].type, 512, n_outs[i], maps[i], err, sizeof err), 0, "%s", err);
+                cr_assert_eq(mm_weight_repack(&w[i], err, sizeof err), 0, "%s", err);
+                ws[i] = &w[i];
+                want[i] = malloc(sizeof(float) * n_outs[i] * rows[ri]);
+                got[i] = malloc(sizeof(float) * n_outs[i] * rows[ri]);
+                if (mm_scratch_bytes(&w[i], rows[ri]) > sb) sb = mm_scratch_bytes(&w[i], rows[ri]);
+            }
+            cr_assert(mm_group_ok(ws, 3));
+            cr_assert(!mm_group_ok(ws, 0));
+            void *scratch = malloc(sb);
+            for (int l = 0; l <= (int)cpu_best_level(); l++) {
+                cr_assert_eq(cpu_set_level((enum cpu_level)l), 0);
+                for (int pool = 0; pool < 2; pool++) {
+                    threadpool *use = pool ? tp : NULL;
+                    for (int i = 0; i < 3; i++) {
+                        mm_forward(use, ws[i], p[0].x, rows[ri], want[i], scratch);
+                        for (int64_t j = 0; j < n_outs[i] * rows[ri]; j++) got[i][j] = NAN;
+                    }
+                    mm_forward_group(use, ws, 3, p[0].x, rows[ri], got, scratch);
+                    for (int i = 0; i < 3; i++)
+                        cr_assert_eq(memcmp(got[i], want[i], sizeof(float) * n_outs[i] * rows[ri]), 0,
+                                     "%s level %d pool %d rows %lld: weight %d differs",
+                                     dtype_get(types[t])->name, l, pool, (long long)rows[ri], i);
+                }
+            }
+            free(scratch);
+            for (int i = 0; i < 3; i++) {
+                mm_weight_release(&w[i]);
+                munmap(maps[i], map_len[i]);
+                free(want[i]);
+                free(got[i]);
+                problem_free(&p[i]);
+            }
+        }
+    cpu_set_level(cpu_best_level());
+    threadpool_free(tp);
+}
+
+/* Weights of different types cannot share a conversion: mm_group_ok says
+ * so and mm_forward_group gives the separate calls' results. */
+Test(matmul, group_of_mixed_types_falls_back) {
+    problem a, b;
+    problem_make(&a, DTYPE_Q4_0, 256, 64, 2, 5);
+    problem_make(&b, DTYPE_Q8_0, 256, 32, 2, 6);
+    memcpy(b.x, a.x, sizeof(float) * 256 * 2);
+    mm_weight w[2];
+    char err[256];
+    cr_assert_eq(mm_weight_init(&w[0], a.type, 256, 64, a.wdata, err, sizeof err), 0);
+    cr_assert_eq(mm_weight_init(&w[1], b.type, 256, 32, b.wdata, err, sizeof err), 0);
+    const mm_weight *ws[] = {&w[0], &w[1]};
+    cr_assert(!mm_group_ok(ws, 2));
+    size_t sb = mm_scratch_bytes(&w[0], 2) > mm_scratch_bytes(&w[1], 2) ? mm_scratch_bytes(&w[0], 2)
+                                                                        : mm_scratch_bytes(&w[1], 2);
+    void *scratch = malloc(sb);
+    float ya[128], yb[64], ga[128], gb[64];
+    mm_forward(NULL, &w[0], a.x, 2, ya, scratch);
+    mm_forward(NULL, &w[1], a.x, 2, yb, scratch);
+    float *const ys[] = {ga, gb};
+    mm_forward_group(NULL, ws, 2, a.x, 2, ys, scratch);
+    cr_assert_eq(memcmp(ga, ya, sizeof ya), 0);
+    cr_assert_eq(memcmp(gb, yb, sizeof yb), 0);
+    free(scratch);
+    problem_free(&a);
+    problem_free(&b);
 }
