@@ -2,7 +2,7 @@
  * threadpool.c - the kernel worker pool (see threadpool.h). Start and finish
  * are two futex words: `gen` counts runs (workers wait for it to change) and
  * `n_done` counts workers finished with the current run (the caller waits for
- * it to reach n_threads-1). Each side spins for spin_ns before sleeping; the
+ * it to reach n_threads-1). Each side spins briefly before sleeping; the
  * sleeper announces itself in a counter that the other side checks after its
  * own store, both sequentially consistent, so a wake-up is never lost.
  * Past a short pure spin the waiter yields its core while spinning on.
@@ -27,7 +27,14 @@
 
 #include "base/util.h"
 
-#define DEFAULT_SPIN_NS 200000 /* about one small matrix product */
+/* How long a waiter spins past its first 256 pauses (a few microseconds)
+ * before sleeping on the futex. Kernel runs of a forward pass follow each
+ * other within microseconds, so the pure spin catches them; a longer spin
+ * only pays when the cores are otherwise idle and costs the most when they
+ * are not: with one competing busy process on 2 cores, bench-110m Q4_0
+ * decode on 2 threads ran at 155-171 t/s with a 200 us spin and 237-277 t/s
+ * with none (docs/performance.md). INFERD_SPIN_US overrides it. */
+#define DEFAULT_SPIN_NS 0
 #define YIELD_AFTER_NS 20000
 #define JOIN_CLOSED 0x80000000u
 
