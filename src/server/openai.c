@@ -125,9 +125,18 @@ static void cmpl_lp_parts(server *s, gen_choice *c, const inferd_event *ev, size
     put_logprob(values, ev->logprob);
     buf_puts(top, sep);
     buf_putc(top, '{');
+    /* As vLLM: the sampled token always has its entry (first when it is not
+     * among the top ones), so logprobs=0 gives {token: logprob}, not {}. */
+    int has_sampled = 0;
+    for (uint32_t i = 0; i < ev->n_top; i++) has_sampled |= ev->top[i].token == ev->token;
+    if (!has_sampled) {
+        buf_json_str(top, d, n);
+        buf_putc(top, ':');
+        put_logprob(top, ev->logprob);
+    }
     for (uint32_t i = 0; i < ev->n_top; i++) {
         token_piece(s, ev->top[i].token, &d, &n);
-        if (i) buf_putc(top, ',');
+        if (i || !has_sampled) buf_putc(top, ',');
         buf_json_str(top, d, n);
         buf_putc(top, ':');
         put_logprob(top, ev->top[i].logprob);
@@ -516,6 +525,39 @@ static void make_id(gen *g, server *s) {
     snprintf(g->id, sizeof g->id, "%s-%016llx", g->chat ? "chatcmpl" : "cmpl", (unsigned long long)splitmix64(&st));
 }
 
+/* --max-queue counts sequences: a request of n_subs prompts with n choices
+ * each needs n_subs * n places in the waiting queue, all at once (the engine
+ * checks one prompt at a time). More than --max-queue ever: 400 naming n (or
+ * prompt when n is 1). More than the room left now: 429 with Retry-After.
+ * Returns 0, or responds and returns -1 with the status in *status. */
+static int queue_room(server *s, http_request *req, const oai_request *r, size_t n_subs, int *status) {
+    uint32_t max = s->p.engine.max_waiting;
+    if (!max) return 0;
+    uint64_t need = (uint64_t)n_subs * r->sp.n;
+    if (need > max) {
+        *status = 400;
+        server_error(req, 400, r->sp.n > 1 ? "n" : "prompt", NULL,
+                     "this request needs %llu sequences (%zu prompts x n=%u) but the waiting queue holds "
+                     "at most %u (--max-queue)",
+                     (unsigned long long)need, n_subs, r->sp.n, max);
+        return -1;
+    }
+    inferd_engine_stats st;
+    memset(&st, 0, sizeof st);
+    inferd_engine_get_stats(s->engine, &st);
+    if ((uint64_t)st.waiting + need > max) {
+        *status = 429;
+        s->m.queue_rejects++;
+        http_add_header(req, "Retry-After", "1");
+        server_error(req, 429, NULL, "queue_full",
+                     "the waiting queue has room for %u of the %llu sequences this request needs "
+                     "(--max-queue %u); retry later",
+                     st.waiting < max ? max - st.waiting : 0, (unsigned long long)need, max);
+        return -1;
+    }
+    return 0;
+}
+
 void openai_completions(server *s, http_request *req, int chat) {
     const char *endpoint = chat ? "/v1/chat/completions" : "/v1/completions";
     if (server_check_loaded(s, req)) {
@@ -543,8 +585,9 @@ void openai_completions(server *s, http_request *req, int chat) {
                          r.bias_ids[i], s->n_vocab);
             goto fail_responded;
         }
-    g = calloc(1, sizeof *g);
     size_t n_subs = chat ? 1 : r.n_prompts;
+    if (queue_room(s, req, &r, n_subs, &status)) goto fail_responded;
+    g = calloc(1, sizeof *g);
     if (!g || !(g->subs = calloc(n_subs, sizeof *g->subs)) ||
         !(g->choices = calloc(n_subs * r.sp.n, sizeof *g->choices))) {
         status = 500;
