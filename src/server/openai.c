@@ -20,10 +20,19 @@
 #include "server/server_int.h"
 #include "tok/tokenizer.h"
 
+/* Where one logprobs entry starts in a choice's lp_* buffers, and where its
+ * token's piece starts in the generated text. */
+typedef struct lp_mark {
+    size_t tokens, values, top, offsets;
+    size_t raw;
+} lp_mark;
+
 typedef struct gen_choice {
     buf text;                 /* whole replies: the text so far (after the echo) */
     buf lp_tokens, lp_values, lp_top, lp_offsets; /* whole replies: logprobs parts */
     uint32_t n_lp;
+    lp_mark *marks;           /* whole replies: where each logprobs entry starts */
+    size_t raw_bytes;         /* bytes of the tokens' pieces so far (stop trimming) */
     size_t text_bytes;        /* bytes of text produced (offsets) */
     enum inferd_finish_reason reason;
     uint32_t completion_tokens;
@@ -293,6 +302,7 @@ static void gen_free(gen *g) {
         buf_free(&c->lp_values);
         buf_free(&c->lp_top);
         buf_free(&c->lp_offsets);
+        free(c->marks);
     }
     free(g->subs);
     free(g->choices);
@@ -358,6 +368,33 @@ static void gen_complete(gen *g) {
     server_check_drained(s);
 }
 
+/* Bytes the engine's detokenizer gets for token id (specials give none). */
+static size_t raw_piece_len(server *s, int32_t id) {
+    const char *d;
+    size_t n;
+    if (!s->tok || tok_piece(s->tok, id, 0, &d, &n)) return 0;
+    return n;
+}
+
+/* A stop string cut the text: drop the logprobs entries of tokens whose
+ * pieces start at or after the cut, so the entries match the text returned.
+ * Tokens that give no text (end of generation) are kept, as before. */
+static void trim_after_stop(gen_choice *c) {
+    for (uint32_t i = 0; i < c->n_lp && c->marks; i++) {
+        size_t end = i + 1 < c->n_lp ? c->marks[i + 1].raw : c->raw_bytes;
+        if (c->marks[i].raw < c->text_bytes || end == c->marks[i].raw) continue;
+        c->lp_tokens.len = c->marks[i].tokens;
+        c->lp_values.len = c->marks[i].values;
+        c->lp_top.len = c->marks[i].top;
+        c->lp_offsets.len = c->marks[i].offsets;
+        buf *bs[4] = {&c->lp_tokens, &c->lp_values, &c->lp_top, &c->lp_offsets};
+        for (int k = 0; k < 4; k++)
+            if (bs[k]->data) bs[k]->data[bs[k]->len] = '\0';
+        c->n_lp = i;
+        return;
+    }
+}
+
 static void handle_event(server *s, const inferd_event *ev) {
     gen_sub *sub = ev->user;
     if (!sub) return;
@@ -376,6 +413,14 @@ static void handle_event(server *s, const inferd_event *ev) {
             stream_delta(g, index, c, ev);
         } else if (g->req) {
             if (g->logprobs >= 0 && ev->token >= 0) {
+                lp_mark *m = realloc(c->marks, (c->n_lp + 1) * sizeof *m);
+                if (m) {
+                    c->marks = m;
+                    m[c->n_lp] = (lp_mark){c->lp_tokens.len, c->lp_values.len, c->lp_top.len,
+                                           c->lp_offsets.len, c->raw_bytes};
+                } else {
+                    c->lp_tokens.oom = 1; /* the reply becomes a 500 */
+                }
                 if (g->chat) {
                     if (c->n_lp) buf_putc(&c->lp_tokens, ',');
                     chat_lp_entry(s, &c->lp_tokens, ev);
@@ -388,6 +433,7 @@ static void handle_event(server *s, const inferd_event *ev) {
             buf_append(&c->text, ev->text, ev->text_len);
         }
         c->text_bytes += ev->text_len;
+        if (ev->token >= 0) c->raw_bytes += raw_piece_len(s, ev->token);
         return;
     }
     /* FINISH: its text (if any) is the last delta. */
@@ -399,6 +445,7 @@ static void handle_event(server *s, const inferd_event *ev) {
         else if (g->req) buf_append(&c->text, ev->text, ev->text_len);
         c->text_bytes += ev->text_len;
     }
+    if (g->req && !g->stream && ev->finish_reason == INFERD_FINISH_STOP) trim_after_stop(c);
     c->finished = 1;
     c->reason = ev->finish_reason;
     c->completion_tokens = ev->completion_tokens;

@@ -120,3 +120,44 @@ test('a slow chat template gets 400 after the render budget; /health stays respo
     assert.equal(rc.code, 0, slow.stderr.slice(-2000));
   }
 });
+
+// Each token of the logprobs must start inside the returned text: the pieces
+// joined begin with the text and the last piece starts before its end.
+function assertCovers(pieces, text, what) {
+  const joined = pieces.join('');
+  assert.ok(joined.startsWith(text), `${what}: ${JSON.stringify(pieces)} vs ${JSON.stringify(text)}`);
+  assert.ok(pieces.length > 0 && joined.length - pieces[pieces.length - 1].length < text.length,
+    `${what}: tokens past the stop: ${JSON.stringify(pieces)} vs ${JSON.stringify(text)}`);
+}
+
+test('a stop string trims the logprobs tokens past the cut (completions and chat)', async () => {
+  const base = { model: MODEL_NAME, prompt: 'Once upon a time', max_tokens: 24, temperature: 0, logprobs: 0 };
+  const full = await client.completions.create(base);
+  const toks = full.choices[0].logprobs.tokens;
+  assert.equal(toks.length, 24);
+  // A stop string spanning tokens 5-7 without the leading space of token 5:
+  // token 5 is partly shown, 6 and 7 must go.
+  const stop = (toks[5] + toks[6] + toks[7]).trimStart();
+  assert.ok(stop.length > 2);
+  const cut = await client.completions.create({ ...base, stop: [stop] });
+  const c = cut.choices[0];
+  assert.equal(c.finish_reason, 'stop');
+  assert.ok(full.choices[0].text.startsWith(c.text + stop), JSON.stringify(c.text));
+  const lp = c.logprobs;
+  assertCovers(lp.tokens, c.text, 'completions');
+  assert.equal(lp.token_logprobs.length, lp.tokens.length);
+  assert.equal(lp.top_logprobs.length, lp.tokens.length);
+  assert.equal(lp.text_offset.length, lp.tokens.length);
+  let off = 0;
+  lp.tokens.forEach((t, i) => { assert.equal(lp.text_offset[i], off); off += t.length; });
+
+  const msg = { model: MODEL_NAME, messages: [{ role: 'user', content: 'Tell a story' }], max_tokens: 24,
+    temperature: 0, logprobs: true };
+  const cfull = await client.chat.completions.create(msg);
+  const ctoks = cfull.choices[0].logprobs.content.map((e) => e.token);
+  assert.ok(ctoks.length >= 8, JSON.stringify(ctoks));
+  const cstop = (ctoks[4] + ctoks[5] + ctoks[6]).trimStart();
+  const ccut = await client.chat.completions.create({ ...msg, stop: [cstop] });
+  assert.equal(ccut.choices[0].finish_reason, 'stop');
+  assertCovers(ccut.choices[0].logprobs.content.map((e) => e.token), ccut.choices[0].message.content, 'chat');
+});
