@@ -62,16 +62,38 @@ static inline void gather(const attn_args *a, const size_t *rows, uint32_t n, ui
     }
 }
 
+/* Lane i of the result = the sum of the 16 lanes of d[i]: a transposing
+ * tree (pairs of rows, then quadruples, then 128-bit blocks). */
+static inline __m512 reduce16(const __m512 *d) {
+    __m512 c[8], e[4], f[2];
+    for (int i = 0; i < 8; i++)
+        c[i] = _mm512_add_ps(_mm512_unpacklo_ps(d[2 * i], d[2 * i + 1]),
+                             _mm512_unpackhi_ps(d[2 * i], d[2 * i + 1]));
+    for (int i = 0; i < 4; i++)
+        e[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int i = 0; i < 2; i++)
+        f[i] = _mm512_add_ps(_mm512_shuffle_f32x4(e[2 * i], e[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(e[2 * i], e[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(f[0], f[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(f[0], f[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 /* One query head against one chunk: scores, softmax update of m / l, and
  * acc (nv vectors of 16) += p . V. nv is a constant in the unrolled copies. */
 static inline __attribute__((always_inline)) void head_chunk(
     const float *q, float scale, const float *const *kp, const float *const *vp, uint32_t n,
     uint32_t nv, float *m, float *l, float *acc) {
     __m512 qv[ATTN_MAX_HEAD_DIM / 16], av[ATTN_MAX_HEAD_DIM / 16];
-    float s[CHUNK];
 #pragma GCC unroll 8
     for (uint32_t i = 0; i < nv; i++) qv[i] = _mm512_loadu_ps(q + 16 * i);
-    for (uint32_t jj = 0; jj < n; jj++) {
+    __m512 d[CHUNK];
+#pragma GCC unroll 16
+    for (uint32_t jj = 0; jj < CHUNK; jj++) {
+        if (jj >= n) {
+            d[jj] = _mm512_setzero_ps();
+            continue;
+        }
         const float *k = kp[jj];
         __m512 sum0 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k));
         __m512 sum1 = _mm512_setzero_ps();
@@ -81,10 +103,11 @@ static inline __attribute__((always_inline)) void head_chunk(
             sum0 = _mm512_fmadd_ps(qv[i + 1], _mm512_loadu_ps(k + 16 * (i + 1)), sum0);
         }
         if (i < nv) sum1 = _mm512_fmadd_ps(qv[i], _mm512_loadu_ps(k + 16 * i), sum1);
-        s[jj] = _mm512_reduce_add_ps(_mm512_add_ps(sum0, sum1));
+        d[jj] = _mm512_add_ps(sum0, sum1);
     }
+    const __m512 raw = reduce16(d);
     const __mmask16 live = (__mmask16)((1u << n) - 1u);
-    const __m512 sv = _mm512_mul_ps(_mm512_maskz_loadu_ps(live, s), _mm512_set1_ps(scale));
+    const __m512 sv = _mm512_maskz_mul_ps(live, raw, _mm512_set1_ps(scale));
     const float cmax = _mm512_mask_reduce_max_ps(live, sv);
     const float mnew = cmax > *m ? cmax : *m;
     const __m512 p = _mm512_maskz_mov_ps(live, exp_ps(_mm512_sub_ps(sv, _mm512_set1_ps(mnew))));
