@@ -18,6 +18,9 @@
 #include "tok/tokenizer.h"
 
 #define CHAT_TEMPLATE_MAX_BYTES (1u << 20)
+/* Renders run on the loop thread: a template that takes longer than this is
+ * refused (400) rather than stalling every other client. */
+#define CHAT_RENDER_BUDGET_MS 1000u
 
 static char *token_text(const tokenizer *t, int32_t id) {
     size_t len = 0;
@@ -84,7 +87,7 @@ int chat_render(server *s, json_t *messages, json_t *tools, json_t *kwargs, int 
     json_object_set_new(ctx, "bos_token", json_string(s->bos_token ? s->bos_token : ""));
     json_object_set_new(ctx, "eos_token", json_string(s->eos_token ? s->eos_token : ""));
     char terr[400] = "";
-    int rc = chat_template_render(s->tmpl, ctx, out, terr, sizeof terr);
+    int rc = chat_template_render_budget(s->tmpl, ctx, CHAT_RENDER_BUDGET_MS, out, terr, sizeof terr);
     json_decref(ctx);
     if (rc) return err_set(err, err_size, INFERD_EINVAL, "the chat template failed: %s", terr);
     return 0;

@@ -20,10 +20,19 @@
 #include "server/server_int.h"
 #include "tok/tokenizer.h"
 
+/* Where one logprobs entry starts in a choice's lp_* buffers, and where its
+ * token's piece starts in the generated text. */
+typedef struct lp_mark {
+    size_t tokens, values, top, offsets;
+    size_t raw;
+} lp_mark;
+
 typedef struct gen_choice {
     buf text;                 /* whole replies: the text so far (after the echo) */
     buf lp_tokens, lp_values, lp_top, lp_offsets; /* whole replies: logprobs parts */
     uint32_t n_lp;
+    lp_mark *marks;           /* whole replies: where each logprobs entry starts */
+    size_t raw_bytes;         /* bytes of the tokens' pieces so far (stop trimming) */
     size_t text_bytes;        /* bytes of text produced (offsets) */
     enum inferd_finish_reason reason;
     uint32_t completion_tokens;
@@ -125,9 +134,18 @@ static void cmpl_lp_parts(server *s, gen_choice *c, const inferd_event *ev, size
     put_logprob(values, ev->logprob);
     buf_puts(top, sep);
     buf_putc(top, '{');
+    /* As vLLM: the sampled token always has its entry (first when it is not
+     * among the top ones), so logprobs=0 gives {token: logprob}, not {}. */
+    int has_sampled = 0;
+    for (uint32_t i = 0; i < ev->n_top; i++) has_sampled |= ev->top[i].token == ev->token;
+    if (!has_sampled) {
+        buf_json_str(top, d, n);
+        buf_putc(top, ':');
+        put_logprob(top, ev->logprob);
+    }
     for (uint32_t i = 0; i < ev->n_top; i++) {
         token_piece(s, ev->top[i].token, &d, &n);
-        if (i) buf_putc(top, ',');
+        if (i || !has_sampled) buf_putc(top, ',');
         buf_json_str(top, d, n);
         buf_putc(top, ':');
         put_logprob(top, ev->top[i].logprob);
@@ -284,6 +302,7 @@ static void gen_free(gen *g) {
         buf_free(&c->lp_values);
         buf_free(&c->lp_top);
         buf_free(&c->lp_offsets);
+        free(c->marks);
     }
     free(g->subs);
     free(g->choices);
@@ -349,6 +368,33 @@ static void gen_complete(gen *g) {
     server_check_drained(s);
 }
 
+/* Bytes the engine's detokenizer gets for token id (specials give none). */
+static size_t raw_piece_len(server *s, int32_t id) {
+    const char *d;
+    size_t n;
+    if (!s->tok || tok_piece(s->tok, id, 0, &d, &n)) return 0;
+    return n;
+}
+
+/* A stop string cut the text: drop the logprobs entries of tokens whose
+ * pieces start at or after the cut, so the entries match the text returned.
+ * Tokens that give no text (end of generation) are kept, as before. */
+static void trim_after_stop(gen_choice *c) {
+    for (uint32_t i = 0; i < c->n_lp && c->marks; i++) {
+        size_t end = i + 1 < c->n_lp ? c->marks[i + 1].raw : c->raw_bytes;
+        if (c->marks[i].raw < c->text_bytes || end == c->marks[i].raw) continue;
+        c->lp_tokens.len = c->marks[i].tokens;
+        c->lp_values.len = c->marks[i].values;
+        c->lp_top.len = c->marks[i].top;
+        c->lp_offsets.len = c->marks[i].offsets;
+        buf *bs[4] = {&c->lp_tokens, &c->lp_values, &c->lp_top, &c->lp_offsets};
+        for (int k = 0; k < 4; k++)
+            if (bs[k]->data) bs[k]->data[bs[k]->len] = '\0';
+        c->n_lp = i;
+        return;
+    }
+}
+
 static void handle_event(server *s, const inferd_event *ev) {
     gen_sub *sub = ev->user;
     if (!sub) return;
@@ -367,6 +413,14 @@ static void handle_event(server *s, const inferd_event *ev) {
             stream_delta(g, index, c, ev);
         } else if (g->req) {
             if (g->logprobs >= 0 && ev->token >= 0) {
+                lp_mark *m = realloc(c->marks, (c->n_lp + 1) * sizeof *m);
+                if (m) {
+                    c->marks = m;
+                    m[c->n_lp] = (lp_mark){c->lp_tokens.len, c->lp_values.len, c->lp_top.len,
+                                           c->lp_offsets.len, c->raw_bytes};
+                } else {
+                    c->lp_tokens.oom = 1; /* the reply becomes a 500 */
+                }
                 if (g->chat) {
                     if (c->n_lp) buf_putc(&c->lp_tokens, ',');
                     chat_lp_entry(s, &c->lp_tokens, ev);
@@ -379,6 +433,7 @@ static void handle_event(server *s, const inferd_event *ev) {
             buf_append(&c->text, ev->text, ev->text_len);
         }
         c->text_bytes += ev->text_len;
+        if (ev->token >= 0) c->raw_bytes += raw_piece_len(s, ev->token);
         return;
     }
     /* FINISH: its text (if any) is the last delta. */
@@ -390,6 +445,7 @@ static void handle_event(server *s, const inferd_event *ev) {
         else if (g->req) buf_append(&c->text, ev->text, ev->text_len);
         c->text_bytes += ev->text_len;
     }
+    if (g->req && !g->stream && ev->finish_reason == INFERD_FINISH_STOP) trim_after_stop(c);
     c->finished = 1;
     c->reason = ev->finish_reason;
     c->completion_tokens = ev->completion_tokens;
@@ -516,6 +572,39 @@ static void make_id(gen *g, server *s) {
     snprintf(g->id, sizeof g->id, "%s-%016llx", g->chat ? "chatcmpl" : "cmpl", (unsigned long long)splitmix64(&st));
 }
 
+/* --max-queue counts sequences: a request of n_subs prompts with n choices
+ * each needs n_subs * n places in the waiting queue, all at once (the engine
+ * checks one prompt at a time). More than --max-queue ever: 400 naming n (or
+ * prompt when n is 1). More than the room left now: 429 with Retry-After.
+ * Returns 0, or responds and returns -1 with the status in *status. */
+static int queue_room(server *s, http_request *req, const oai_request *r, size_t n_subs, int *status) {
+    uint32_t max = s->p.engine.max_waiting;
+    if (!max) return 0;
+    uint64_t need = (uint64_t)n_subs * r->sp.n;
+    if (need > max) {
+        *status = 400;
+        server_error(req, 400, r->sp.n > 1 ? "n" : "prompt", NULL,
+                     "this request needs %llu sequences (%zu prompts x n=%u) but the waiting queue holds "
+                     "at most %u (--max-queue)",
+                     (unsigned long long)need, n_subs, r->sp.n, max);
+        return -1;
+    }
+    inferd_engine_stats st;
+    memset(&st, 0, sizeof st);
+    inferd_engine_get_stats(s->engine, &st);
+    if ((uint64_t)st.waiting + need > max) {
+        *status = 429;
+        s->m.queue_rejects++;
+        http_add_header(req, "Retry-After", "1");
+        server_error(req, 429, NULL, "queue_full",
+                     "the waiting queue has room for %u of the %llu sequences this request needs "
+                     "(--max-queue %u); retry later",
+                     st.waiting < max ? max - st.waiting : 0, (unsigned long long)need, max);
+        return -1;
+    }
+    return 0;
+}
+
 void openai_completions(server *s, http_request *req, int chat) {
     const char *endpoint = chat ? "/v1/chat/completions" : "/v1/completions";
     if (server_check_loaded(s, req)) {
@@ -543,8 +632,9 @@ void openai_completions(server *s, http_request *req, int chat) {
                          r.bias_ids[i], s->n_vocab);
             goto fail_responded;
         }
-    g = calloc(1, sizeof *g);
     size_t n_subs = chat ? 1 : r.n_prompts;
+    if (queue_room(s, req, &r, n_subs, &status)) goto fail_responded;
+    g = calloc(1, sizeof *g);
     if (!g || !(g->subs = calloc(n_subs, sizeof *g->subs)) ||
         !(g->choices = calloc(n_subs * r.sp.n, sizeof *g->choices))) {
         status = 500;

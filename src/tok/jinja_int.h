@@ -231,6 +231,7 @@ typedef struct jx_vm {
     int64_t now_s;             /* strftime_now's clock (UTC seconds) */
     uint64_t work, next_check; /* work units done; when to look at the clock next */
     double deadline_s;         /* monotonic time the render must end by */
+    unsigned budget_ms;        /* the budget deadline_s came from (messages) */
 } jx_vm;
 
 /* Status of statement execution beyond errors. */

@@ -869,7 +869,7 @@ int jx_tick(jx_vm *vm, size_t work) {
     if (vm->work < vm->next_check) return 0;
     vm->next_check = vm->work + (1u << 16);
     if (vm->deadline_s > 0 && time_now_s() > vm->deadline_s)
-        return jx_fail(vm, "TimeoutError: the render took longer than %d ms", JX_MAX_RENDER_MS);
+        return jx_fail(vm, "TimeoutError: the render took longer than %u ms", vm->budget_ms);
     return 0;
 }
 

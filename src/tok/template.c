@@ -127,9 +127,10 @@ static int from_json(jx_vm *vm, const json_t *j, jv *out, int depth) {
     }
 }
 
-/* See template.h. */
-int chat_template_render_at(const chat_template *t, const json_t *ctx, int64_t now_s, buf *out,
-                            char *err, size_t err_size) {
+/* The renders of template.h: strftime_now() at now_s, budget_ms of wall
+ * clock (0: JX_MAX_RENDER_MS, and never more than that). */
+static int render(const chat_template *t, const json_t *ctx, int64_t now_s, unsigned budget_ms,
+                  buf *out, char *err, size_t err_size) {
     char tmp[1024] = "";
     buf text = BUF_INIT;
     jx_vm vm;
@@ -139,7 +140,9 @@ int chat_template_render_at(const chat_template *t, const json_t *ctx, int64_t n
     vm.err_size = sizeof tmp;
     vm.out = &text;
     vm.now_s = now_s;
-    vm.deadline_s = time_now_s() + JX_MAX_RENDER_MS / 1000.0;
+    if (budget_ms == 0 || budget_ms > JX_MAX_RENDER_MS) budget_ms = JX_MAX_RENDER_MS;
+    vm.budget_ms = budget_ms;
+    vm.deadline_s = time_now_s() + budget_ms / 1000.0;
     int rc = -1;
     if (!out) {
         jx_fail(&vm, "ValueError: no output buffer");
@@ -187,7 +190,19 @@ done:
 }
 
 /* See template.h. */
+int chat_template_render_at(const chat_template *t, const json_t *ctx, int64_t now_s, buf *out,
+                            char *err, size_t err_size) {
+    return render(t, ctx, now_s, 0, out, err, err_size);
+}
+
+/* See template.h. */
 int chat_template_render(const chat_template *t, const json_t *ctx, buf *out, char *err,
                          size_t err_size) {
-    return chat_template_render_at(t, ctx, (int64_t)time(NULL), out, err, err_size);
+    return render(t, ctx, (int64_t)time(NULL), 0, out, err, err_size);
+}
+
+/* See template.h. */
+int chat_template_render_budget(const chat_template *t, const json_t *ctx, unsigned budget_ms,
+                                buf *out, char *err, size_t err_size) {
+    return render(t, ctx, (int64_t)time(NULL), budget_ms, out, err, err_size);
 }

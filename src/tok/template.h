@@ -43,6 +43,13 @@ int chat_template_render(const chat_template *t, const json_t *ctx, buf *out, ch
 int chat_template_render_at(const chat_template *t, const json_t *ctx, int64_t now_s, buf *out,
                             char *err, size_t err_size);
 
+/* chat_template_render with a wall-clock budget of budget_ms (0 or more
+ * than the default 10 s: the default); past it the render fails with
+ * "TimeoutError: the render took longer than N ms" (INFERD_EINVAL). For
+ * callers that must not be held long, such as the server's loop thread. */
+int chat_template_render_budget(const chat_template *t, const json_t *ctx, unsigned budget_ms,
+                                buf *out, char *err, size_t err_size);
+
 /* The documented default for models without a template: ChatML. */
 const char *chat_template_default_source(void);
 

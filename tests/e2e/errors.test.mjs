@@ -13,7 +13,7 @@ const KEY = 'sk-test-123';
 before(async () => {
   srv = await startServer({
     args: ['--api-key', KEY, '--max-body-bytes', '4096', '--allowed-origins', 'https://app.example',
-      '--max-num-seqs', '1', '--max-queue', '1'],
+      '--max-num-seqs', '1', '--max-queue', '4'],
   });
 });
 
@@ -141,16 +141,19 @@ test('413: a body over --max-body-bytes', async () => {
   assert.equal((await fetch(`${srv.url}/health`)).status, 200);
 });
 
-test('429: the waiting queue is full (--max-queue 1), with Retry-After', async () => {
+test('429: the waiting queue is full (--max-queue 4), with Retry-After', async () => {
   // --max-num-seqs 1: one request with n=4 keeps one sequence running and
-  // three waiting for several seconds, so the queue stays full.
+  // three waiting for several seconds; a second one (n=1) fills the queue.
   const long = { prompt: 'Once upon a time', max_tokens: 2000, ignore_eos: true, temperature: 0 };
   const ctrl = new AbortController();
-  const started = [fetch(`${srv.url}/v1/completions`, {
+  const open = (n) => fetch(`${srv.url}/v1/completions`, {
     method: 'POST', headers: { 'content-type': 'application/json', ...auth },
-    body: JSON.stringify({ ...long, n: 4, stream: true }), signal: ctrl.signal,
-  })];
-  const responses = await Promise.all(started);
+    body: JSON.stringify({ ...long, n, stream: true }), signal: ctrl.signal,
+  });
+  const responses = [await open(4)];
+  for (let i = 0; i < 500 && (await (await fetch(`${srv.url}/ready`)).json()).waiting !== 3; i++) await sleep(10);
+  responses.push(await open(1));
+  for (const r of responses) assert.equal(r.status, 200);
   // Wait until the engine has taken it (one sequence running, the rest waiting).
   let rd = null;
   for (let i = 0; i < 500; i++) {
