@@ -37,6 +37,7 @@ typedef struct gen_choice {
     enum inferd_finish_reason reason;
     uint32_t completion_tokens;
     int finished, started;
+    int queued;               /* counted in server.n_unstarted */
     double t_first, t_last;
 } gen_choice;
 
@@ -297,6 +298,7 @@ static void gen_free(gen *g) {
     for (size_t i = 0; i < g->n_subs; i++) free(g->subs[i].echo);
     for (size_t i = 0; i < g->n_subs * g->n && g->choices; i++) {
         gen_choice *c = &g->choices[i];
+        if (c->queued) g->s->n_unstarted--;
         buf_free(&c->text);
         buf_free(&c->lp_tokens);
         buf_free(&c->lp_values);
@@ -403,6 +405,10 @@ static void handle_event(server *s, const inferd_event *ev) {
     uint32_t index = sub->prompt_index * g->n + ev->choice;
     gen_choice *c = &g->choices[index];
     if (c->finished) return;
+    if (c->queued) { /* it left the queue: it runs, or it ended */
+        c->queued = 0;
+        s->n_unstarted--;
+    }
     double now = time_now_s();
     if (ev->type == INFERD_EVENT_TOKEN) {
         if (ev->token >= 0) {
@@ -592,14 +598,18 @@ static int queue_room(server *s, http_request *req, const oai_request *r, size_t
     inferd_engine_stats st;
     memset(&st, 0, sizeof st);
     inferd_engine_get_stats(s->engine, &st);
-    if ((uint64_t)st.waiting + need > max) {
+    /* The engine's count lags what it has not taken in yet; the server's
+     * own count of sequences with no event yet covers that (it also counts
+     * prompts being prefilled, so it errs toward refusing). */
+    uint64_t waiting = st.waiting > s->n_unstarted ? st.waiting : s->n_unstarted;
+    if (waiting + need > max) {
         *status = 429;
         s->m.queue_rejects++;
         http_add_header(req, "Retry-After", "1");
         server_error(req, 429, NULL, "queue_full",
                      "the waiting queue has room for %u of the %llu sequences this request needs "
                      "(--max-queue %u); retry later",
-                     st.waiting < max ? max - st.waiting : 0, (unsigned long long)need, max);
+                     (unsigned)(waiting < max ? max - waiting : 0), (unsigned long long)need, max);
         return -1;
     }
     return 0;
@@ -683,6 +693,8 @@ void openai_completions(server *s, http_request *req, int chat) {
         }
         sub->submitted = 1;
         sub->prompt_tokens = (uint32_t)n_ids;
+        for (uint32_t k = 0; k < g->n; k++) g->choices[i * g->n + k].queued = 1;
+        s->n_unstarted += g->n;
     }
     oai_request_free(&r);
     g->next = s->gens;

@@ -52,6 +52,7 @@ typedef struct server {
 
     gen *gens;                    /* in-flight generations (list) */
     uint32_t n_gens;
+    uint64_t n_unstarted;     /* submitted sequences with no event yet (queue room) */
     uint64_t next_gen_id;
     metrics m;
 } server;

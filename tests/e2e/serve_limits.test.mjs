@@ -68,6 +68,30 @@ test('a request larger than the room left in the queue is a 429 and leaves nothi
   assert.equal(idle.active_requests, 0, JSON.stringify(idle));
 });
 
+test('requests arriving together cannot overfill the queue before the engine counts them', async () => {
+  // Two requests of 6 sequences each (--max-queue 8), sent at once: the
+  // second must be refused even if the engine has not taken the first yet.
+  const body = (p) => JSON.stringify({ prompt: [p, p], n: 3, max_tokens: 400, ignore_eos: true, stream: true });
+  const ctrl = new AbortController();
+  const send = (p) => fetch(`${srv.url}/v1/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: body(p), signal: ctrl.signal,
+  });
+  const rs = await Promise.all([send('Once'), send('Lily')]);
+  const codes = rs.map((r) => r.status).sort();
+  assert.deepEqual(codes, [200, 429]);
+  const refused = rs.find((r) => r.status === 429);
+  assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+  assert.equal((await refused.json()).error.code, 'queue_full');
+  ctrl.abort();
+  for (const r of rs) r.body?.cancel().catch(() => {});
+  const idle = await waitIdle(srv);
+  assert.equal(idle.kv_blocks_free, idle.kv_blocks_total, JSON.stringify(idle));
+  assert.equal(idle.active_requests, 0, JSON.stringify(idle));
+  // Afterwards the whole queue is free again.
+  const ok = await client.completions.create({ model: MODEL_NAME, prompt: ['a', 'b', 'c', 'd'], n: 2, max_tokens: 2 });
+  assert.equal(ok.choices.length, 8);
+});
+
 test('logprobs 0: top_logprobs holds the sampled token (vLLM), not {}', async () => {
   for (const temperature of [0, 1.2]) {
     const r = await client.completions.create({ model: MODEL_NAME, prompt: 'Once upon a time', max_tokens: 6,
