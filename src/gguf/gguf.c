@@ -46,6 +46,8 @@ static int check_tensor_layout(gguf_file *f, char *err, size_t err_size);
 static int read_alignment(gguf_file *f, char *err, size_t err_size);
 static int build_hash(gguf_file *f, int tensors, char *err, size_t err_size);
 static void name_ctx(ctx *x, const char *kind, const char *s, uint64_t n);
+static int read_name(cur *c, const char *kind, const char *field, uint64_t i, uint64_t n,
+                     uint64_t max_len, gguf_str *out, char *err, size_t err_size);
 static uint64_t str_hash(const char *s, uint64_t n);
 
 static inline int have(const cur *c, uint64_t n) {
@@ -209,29 +211,10 @@ static int parse_kvs(gguf_file *f, cur *c, char *err, size_t err_size) {
                        (unsigned long long)f->n_kv);
     for (uint64_t i = 0; i < f->n_kv; i++) {
         gguf_kv *kv = &f->kv[i];
-        uint64_t at = c->pos;
-        if (!have(c, 8))
-            return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: metadata entry %llu of %llu: key at byte %llu runs past the end "
-                           "of the file (%llu bytes)",
-                           (unsigned long long)i, (unsigned long long)f->n_kv,
-                           (unsigned long long)at, (unsigned long long)c->size);
-        uint64_t len = rd_u64(c);
-        if (len > GGUF_MAX_KEY_LEN)
-            return err_set(
-                err, err_size, INFERD_EFORMAT,
-                "gguf: metadata entry %llu: key length %llu at byte %llu is over the limit (%u)",
-                (unsigned long long)i, (unsigned long long)len, (unsigned long long)at,
-                GGUF_MAX_KEY_LEN);
-        if (!have(c, len))
-            return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: metadata entry %llu: key length %llu at byte %llu runs past the "
-                           "end of the file (%llu bytes)",
-                           (unsigned long long)i, (unsigned long long)len, (unsigned long long)at,
-                           (unsigned long long)c->size);
-        kv->key.data = (const char *)c->b + c->pos;
-        kv->key.len = len;
-        c->pos += len;
+        int name_rc = read_name(c, "metadata entry", "key", i, f->n_kv, GGUF_MAX_KEY_LEN, &kv->key,
+                                err, err_size);
+        if (name_rc) return name_rc;
+        uint64_t len = kv->key.len;
         ctx x;
         name_ctx(&x, "key", kv->key.data, len);
         if (!have(c, 4))
@@ -355,6 +338,37 @@ static int parse_value(cur *c, uint32_t type, int depth, gguf_value *out, uint64
     return 0;
 }
 
+/* Reads the length-prefixed string that names item i of n (a metadata key or
+ * a tensor name) into *out (borrowed from the mapping), checking it against
+ * max_len and the end of the file. Returns 0 or INFERD_EFORMAT with a message
+ * naming the item, the length and its byte offset. */
+static int read_name(cur *c, const char *kind, const char *field, uint64_t i, uint64_t n,
+                     uint64_t max_len, gguf_str *out, char *err, size_t err_size) {
+    uint64_t at = c->pos;
+    if (!have(c, 8))
+        return err_set(err, err_size, INFERD_EFORMAT,
+                       "gguf: %s %llu of %llu: %s at byte %llu runs past the end of the file "
+                       "(%llu bytes)",
+                       kind, (unsigned long long)i, (unsigned long long)n, field,
+                       (unsigned long long)at, (unsigned long long)c->size);
+    uint64_t len = rd_u64(c);
+    if (len > max_len)
+        return err_set(err, err_size, INFERD_EFORMAT,
+                       "gguf: %s %llu: %s length %llu at byte %llu is over the limit (%llu)", kind,
+                       (unsigned long long)i, field, (unsigned long long)len,
+                       (unsigned long long)at, (unsigned long long)max_len);
+    if (!have(c, len))
+        return err_set(err, err_size, INFERD_EFORMAT,
+                       "gguf: %s %llu: %s length %llu at byte %llu runs past the end of the file "
+                       "(%llu bytes)",
+                       kind, (unsigned long long)i, field, (unsigned long long)len,
+                       (unsigned long long)at, (unsigned long long)c->size);
+    out->data = (const char *)c->b + c->pos;
+    out->len = len;
+    c->pos += len;
+    return 0;
+}
+
 static int read_alignment(gguf_file *f, char *err, size_t err_size) {
     f->alignment = GGUF_DEFAULT_ALIGNMENT;
     int64_t i = gguf_find_key(f, "general.alignment");
@@ -393,29 +407,10 @@ static int parse_tensors(gguf_file *f, cur *c, char *err, size_t err_size) {
                        (unsigned long long)f->n_tensors);
     for (uint64_t i = 0; i < f->n_tensors; i++) {
         gguf_tensor *t = &f->tensors[i];
-        uint64_t at = c->pos;
-        if (!have(c, 8))
-            return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: tensor %llu of %llu: name at byte %llu runs past the end of the "
-                           "file (%llu bytes)",
-                           (unsigned long long)i, (unsigned long long)f->n_tensors,
-                           (unsigned long long)at, (unsigned long long)c->size);
-        uint64_t len = rd_u64(c);
-        if (len > GGUF_MAX_NAME_LEN)
-            return err_set(
-                err, err_size, INFERD_EFORMAT,
-                "gguf: tensor %llu: name length %llu at byte %llu is over the limit (%u)",
-                (unsigned long long)i, (unsigned long long)len, (unsigned long long)at,
-                GGUF_MAX_NAME_LEN);
-        if (!have(c, len))
-            return err_set(err, err_size, INFERD_EFORMAT,
-                           "gguf: tensor %llu: name length %llu at byte %llu runs past the end of "
-                           "the file (%llu bytes)",
-                           (unsigned long long)i, (unsigned long long)len, (unsigned long long)at,
-                           (unsigned long long)c->size);
-        t->name.data = (const char *)c->b + c->pos;
-        t->name.len = len;
-        c->pos += len;
+        int name_rc = read_name(c, "tensor", "name", i, f->n_tensors, GGUF_MAX_NAME_LEN, &t->name,
+                                err, err_size);
+        if (name_rc) return name_rc;
+        uint64_t len = t->name.len;
         ctx x;
         name_ctx(&x, "tensor", t->name.data, len);
         if (!have(c, 4))
