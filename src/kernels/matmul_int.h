@@ -40,6 +40,7 @@ void mm_kernels_fill_scalar(mm_kernels *k);
 void mm_kernels_fill_avx2(mm_kernels *k);
 void mm_kernels_fill_avx512(mm_kernels *k);
 void mm_kernels_fill_k_avx512(mm_kernels *k); /* Q4_K, Q6_K (gemm_k_avx512.c) */
+void mm_kernels_fill_f16_avx512(mm_kernels *k); /* F16 (gemm_f16_avx512.c) */
 
 /* Copies the plain (GGUF-layout) bytes of elements [k0, k0+n) of row o into
  * dst, whatever w's layout; k0 and n are multiples of the block size. */
