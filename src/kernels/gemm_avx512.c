@@ -96,6 +96,12 @@ static inline __attribute__((always_inline)) void mk_x16(const int nr, const int
         __m512i acc[MR];
 #pragma GCC unroll 12
         for (int r = 0; r < nr; r++) acc[r] = _mm512_set1_epi32(*(const int32_t *)(a + 36 * nr + 4 * r));
+        /* Few rows: two accumulators per row halve the VPDPBUSD dependency
+         * chain (integer sums: the same result). */
+        const int split = nr <= 3;
+        __m512i acc2[MR];
+#pragma GCC unroll 12
+        for (int r = 0; r < nr; r++) acc2[r] = _mm512_setzero_si512();
         if (is_q4) {
 #pragma GCC unroll 4
             for (int m = 0; m < 4; m++) {
@@ -104,7 +110,8 @@ static inline __attribute__((always_inline)) void mk_x16(const int nr, const int
 #pragma GCC unroll 12
                 for (int r = 0; r < nr; r++) {
                     acc[r] = dp_bcast(acc[r], lo, a + 4 * (m * nr + r));
-                    acc[r] = dp_bcast(acc[r], hi, a + 4 * ((m + 4) * nr + r));
+                    if (split) acc2[r] = dp_bcast(acc2[r], hi, a + 4 * ((m + 4) * nr + r));
+                    else acc[r] = dp_bcast(acc[r], hi, a + 4 * ((m + 4) * nr + r));
                 }
             }
         } else {
@@ -112,8 +119,15 @@ static inline __attribute__((always_inline)) void mk_x16(const int nr, const int
             for (int m = 0; m < 8; m++) {
                 __m512i p = _mm512_loadu_si512(rec + 32 + 64 * m);
 #pragma GCC unroll 12
-                for (int r = 0; r < nr; r++) acc[r] = dp_bcast(acc[r], p, a + 4 * (m * nr + r));
+                for (int r = 0; r < nr; r++) {
+                    if (split && (m & 1)) acc2[r] = dp_bcast(acc2[r], p, a + 4 * (m * nr + r));
+                    else acc[r] = dp_bcast(acc[r], p, a + 4 * (m * nr + r));
+                }
             }
+        }
+        if (split) {
+#pragma GCC unroll 12
+            for (int r = 0; r < nr; r++) acc[r] = _mm512_add_epi32(acc[r], acc2[r]);
         }
 #pragma GCC unroll 12
         for (int r = 0; r < nr; r++) {
