@@ -53,7 +53,7 @@ void mm_kernels_fill_f16_avx512(mm_kernels *k); /* F16 (gemm_f16_avx512.c) */
  * dst, whatever w's layout; k0 and n are multiples of the block size. */
 void mm_weight_get_bytes(const mm_weight *w, int64_t o, int64_t k0, int64_t n, void *dst);
 
-/* 1 if w's type and shape have the X16 layout (Q4_0, Q8_0; n_out % 16 == 0). */
+/* 1 if w's type and shape have the X16 layout (Q4_0, Q8_0, F16; n_out % 16 == 0). */
 int mm_x16_supported(const mm_weight *w);
 /* Packs blocks [b0, b0+n_blocks) of rows [o, o+16) of a PLAIN weight into
  * n_blocks X16 records at dst (rows at or past n_out read as zero). */
