@@ -57,21 +57,21 @@ int mm_weight_init(mm_weight *w, enum dtype type, int64_t n_in, int64_t n_out, c
  * so data may be a read-only file mapping. Afterwards nothing but mm_forward
  * and mm_weight_get_row may read the data: do not repack a tensor that is
  * also read directly (a tied token_embd). Returns 0 (also when the type or
- * shape has no repacked layout: then nothing changes), or INFERD_ENOMEM
- * (data unchanged) / INFERD_EIO (pages could not be moved: discard w) as
- * mm_weights_repack. Call before any mm_forward on w, from one thread. */
+ * shape has no repacked layout: then nothing changes), or INFERD_ENOMEM /
+ * INFERD_EIO when the pages cannot be replaced (data unchanged). Call before
+ * any mm_forward on w, from one thread. */
 int mm_weight_repack(mm_weight *w, char *err, size_t err_size);
 
-/* mm_weight_repack for n_w weights at once (those without a repacked layout
- * are skipped): weights whose pages lie close together (at most 1 MiB apart,
- * as a model's layers do) share one fresh mapping, so that small tensors too
- * get 2 MiB huge pages; the bytes between them are copied unchanged. Returns
- * 0, INFERD_EINVAL when two of the weights share bytes (nothing changed),
- * INFERD_ENOMEM (the weights of the run that failed are unchanged, others
- * may be repacked: each weight's layout says), or INFERD_EIO when pages could
- * not be moved (the failed run's weights may be partly permuted: discard
- * them). Resident memory grows by at most a few MiB while it runs. */
-int mm_weights_repack(mm_weight *const *ws, int n_w, char *err, size_t err_size);
+/* mm_weight_repack for each of ws[0..n) (NULL entries skipped), and more:
+ * weights whose pages lie close together (the layers of a GGUF file) get one
+ * new mapping, bytes between them copied along, so that the mapping can use
+ * transparent huge pages (2 MiB) although each tensor is smaller; weights
+ * without a repacked layout in ws are moved there unchanged (same bytes,
+ * same addresses). The old pages are paged out as the copy passes them, so
+ * resident memory does not grow. Same rules and errors as mm_weight_repack;
+ * afterwards only mm_forward and mm_weight_get_row read the repacked
+ * weights (other data on the moved pages reads as before). */
+int mm_weights_repack(mm_weight *const *ws, int n, char *err, size_t err_size);
 
 /* Writes row o (n_in elements) of the weight, dequantized, to out; works in
  * every layout. */

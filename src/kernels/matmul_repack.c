@@ -47,158 +47,112 @@ int mm_x16_supported(const mm_weight *w) {
     return (w->type == DTYPE_Q4_0 || w->type == DTYPE_Q8_0 || w->type == DTYPE_F16) && w->n_out % 16 == 0;
 }
 
-/* Weights whose pages lie at most this far apart share one fresh mapping
- * (the bytes between, norm vectors and the like, are copied along); a wider
- * gap (a token embedding table read a row at a time) starts a new one. */
-#define RUN_GAP ((size_t)1 << 20)
-
-typedef struct span {
-    uintptr_t start, end; /* the weight's bytes */
-    mm_weight *w;
-} span;
-
-static int span_cmp(const void *a, const void *b) {
-    uintptr_t x = ((const span *)a)->start, y = ((const span *)b)->start;
-    return x < y ? -1 : x > y;
-}
-
-/* Bytes built and moved into place per mremap: bounds the second copy that
- * exists while a run is repacked (a multiple of HUGE_PAGE). */
-#define CHUNK ((size_t)4 << 20)
-
-/* Writes the X16 permutation of row group g (rows 16g .. 16g+15) of w's
- * plain bytes to dst (16 * row_bytes bytes, as the group occupies). */
-static void x16_permute_group(const mm_weight *w, int64_t g, uint8_t *dst) {
-    const uint8_t *src = (const uint8_t *)w->data + (size_t)g * 16 * w->row_bytes;
-    if (w->type == DTYPE_F16) {
-        f16_group_from_plain((uint16_t *)dst, src, w->row_bytes, w->n_in);
-        return;
-    }
+/* Writes w's bytes (plain, at w->data) permuted into the X16 layout at dst. */
+static void permute_x16(const mm_weight *w, uint8_t *dst) {
     const dtype_info *ti = dtype_get((uint32_t)w->type);
     int64_t nb = w->n_in / ti->block_size;
     size_t rec_bytes = 16 * (size_t)ti->type_size;
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk[16];
-        for (int l = 0; l < 16; l++) blk[l] = src + (size_t)l * w->row_bytes + (size_t)b * ti->type_size;
-        x16_record_from_plain(w->type, dst + (size_t)b * rec_bytes, blk, 16);
+    for (int64_t g = 0; g < w->n_out / 16; g++) {
+        if (w->type == DTYPE_F16) {
+            f16_group_from_plain((uint16_t *)(dst + (size_t)g * 16 * w->row_bytes),
+                                 (const uint8_t *)w->data + (size_t)g * 16 * w->row_bytes, w->row_bytes, w->n_in);
+            continue;
+        }
+        const uint8_t *rows[16];
+        for (int l = 0; l < 16; l++) rows[l] = (const uint8_t *)w->data + (size_t)(16 * g + l) * w->row_bytes;
+        uint8_t *gdst = dst + (size_t)g * 16 * w->row_bytes;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk[16];
+            for (int l = 0; l < 16; l++) blk[l] = rows[l] + (size_t)b * ti->type_size;
+            x16_record_from_plain(w->type, gdst + (size_t)b * rec_bytes, blk, 16);
+        }
     }
 }
 
-/* Repacks the n weights of s (sorted, disjoint) over their pages [p0, p1):
- * fresh mappings for the whole range are reserved first (so running out of
- * memory changes nothing), then filled and moved into place CHUNK bytes at a
- * time at 2 MiB boundaries (huge pages stay whole; the old pages of a chunk
- * are released as it moves). A row group that straddles a chunk boundary is
- * permuted once into tmp, while all its plain bytes are still in place. */
-static int repack_run(const span *s, int n, size_t page, char *err, size_t err_size) {
-    uintptr_t p0 = s[0].start & ~(uintptr_t)(page - 1), p1 = (s[n - 1].end + page - 1) & ~(uintptr_t)(page - 1);
-    size_t n_chunks = 0, max_gb = 0;
-    for (uintptr_t c = p0; c < p1; n_chunks++) c = (c + CHUNK) & ~(uintptr_t)(HUGE_PAGE - 1);
+/* Weights whose pages lie at most this far apart share one new mapping (the
+ * bytes between them, e.g. norm vectors, are copied along). */
+#define SPAN_GAP ((uintptr_t)64 << 10)
+
+static int by_address(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)(*(mm_weight *const *)a)->data, y = (uintptr_t)(*(mm_weight *const *)b)->data;
+    return x < y ? -1 : x > y;
+}
+
+/* Replaces the pages [p0, p1) that hold ws[0..n) (ascending, inside the
+ * range) by fresh anonymous ones with the same bytes, except that the weights
+ * with an X16 layout are permuted into it. The old pages are paged out as
+ * the copy passes them (MADV_PAGEOUT: clean file pages leave memory, nothing
+ * is lost), so resident memory stays about flat. */
+static int repack_span(mm_weight *const *ws, int n, uintptr_t p0, uintptr_t p1, size_t page, char *err,
+                       size_t err_size) {
+    size_t len = p1 - p0;
+    uint8_t *fresh = map_congruent(p0, len);
+    if (!fresh)
+        return err_set(err, err_size, INFERD_ENOMEM, "matmul: cannot map %zu bytes to repack %s weights", len,
+                       dtype_get((uint32_t)ws[0]->type)->name);
+    uintptr_t copied = p0; /* the bytes below this are in fresh */
+    uint64_t permuted = 0;  /* bit i: ws[i] was permuted (n <= 64 per span) */
+    for (int i = 0; i < n; i++) {
+        const mm_weight *w = ws[i];
+        uintptr_t start = (uintptr_t)w->data, end = start + (size_t)w->n_out * w->row_bytes;
+        if (start >= copied && w->layout == MM_LAYOUT_PLAIN && mm_x16_supported(w)) {
+            memcpy(fresh + (copied - p0), (const void *)copied, start - copied);
+            permute_x16(w, fresh + (start - p0));
+            permuted |= (uint64_t)1 << i;
+            copied = end;
+        } else if (end > copied) { /* moved as it is (or overlapping: copy the rest) */
+            memcpy(fresh + (copied - p0), (const void *)copied, end - copied);
+            copied = end;
+        }
+        /* Every later weight starts at or past `copied` (ascending order):
+         * the whole old pages below it are not read again. */
+        uintptr_t drop = copied & ~(uintptr_t)(page - 1);
+        if (drop > p0 && (i + 1 == n || (i & 7) == 7)) madvise((void *)p0, drop - p0, MADV_PAGEOUT);
+    }
+    if (p1 > copied) memcpy(fresh + (copied - p0), (const void *)copied, p1 - copied);
+    if (mremap(fresh, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)p0) == MAP_FAILED) {
+        munmap(fresh, len);
+        return err_set(err, err_size, INFERD_EIO, "matmul: cannot move repacked %s weight pages into place",
+                       dtype_get((uint32_t)ws[0]->type)->name);
+    }
     for (int i = 0; i < n; i++)
-        if (16 * s[i].w->row_bytes > max_gb) max_gb = 16 * s[i].w->row_bytes;
-    uint8_t **fresh = calloc(n_chunks, sizeof *fresh), *tmp = malloc(max_gb);
-    int rc = 0;
-    if (!fresh || !tmp) {
-        rc = err_set(err, err_size, INFERD_ENOMEM, "matmul: out of memory repacking %d weight(s)", n);
-        goto done;
-    }
-    uintptr_t c0 = p0;
-    for (size_t k = 0; k < n_chunks; k++) {
-        uintptr_t c1 = (c0 + CHUNK) & ~(uintptr_t)(HUGE_PAGE - 1);
-        if (c1 > p1) c1 = p1;
-        if (!(fresh[k] = map_congruent(c0, c1 - c0))) {
-            rc = err_set(err, err_size, INFERD_ENOMEM, "matmul: cannot map %zu bytes to repack %d weight(s)",
-                         (size_t)(p1 - p0), n);
-            goto done;
-        }
-        c0 = c1;
-    }
-    uintptr_t tmp_at = 0; /* start of the group tmp holds (0: none) */
-    int i = 0;
-    c0 = p0;
-    for (size_t k = 0; k < n_chunks; k++) {
-        uintptr_t c1 = (c0 + CHUNK) & ~(uintptr_t)(HUGE_PAGE - 1), at = c0;
-        if (c1 > p1) c1 = p1;
-        uint8_t *f = fresh[k];
-        while (at < c1) {
-            while (i < n && s[i].end <= at) i++;
-            if (i == n || s[i].start >= c1) { /* bytes outside the weights */
-                memcpy(f + (at - c0), (const void *)at, c1 - at);
-                break;
-            }
-            if (s[i].start > at) {
-                memcpy(f + (at - c0), (const void *)at, s[i].start - at);
-                at = s[i].start;
-            }
-            size_t gb = 16 * s[i].w->row_bytes;
-            int64_t g = (int64_t)((at - s[i].start) / gb);
-            uintptr_t gs = s[i].start + (size_t)g * gb, ge = gs + gb;
-            if (gs >= c0 && ge <= c1) {
-                x16_permute_group(s[i].w, g, f + (gs - c0));
-                at = ge;
-                continue;
-            }
-            if (tmp_at != gs) {
-                x16_permute_group(s[i].w, g, tmp);
-                tmp_at = gs;
-            }
-            uintptr_t e = ge < c1 ? ge : c1;
-            memcpy(f + (at - c0), tmp + (at - gs), e - at);
-            at = e;
-        }
-        if (mremap(f, c1 - c0, c1 - c0, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)c0) == MAP_FAILED) {
-            rc = err_set(err, err_size, INFERD_EIO, "matmul: cannot move %zu repacked bytes into place",
-                         (size_t)(c1 - c0));
-            goto done;
-        }
-        fresh[k] = NULL;
-        c0 = c1;
-    }
-    for (int j = 0; j < n; j++) s[j].w->layout = MM_LAYOUT_X16;
-done:
-    if (fresh) {
-        c0 = p0;
-        for (size_t k = 0; k < n_chunks; k++) {
-            uintptr_t c1 = (c0 + CHUNK) & ~(uintptr_t)(HUGE_PAGE - 1);
-            if (c1 > p1) c1 = p1;
-            if (fresh[k]) munmap(fresh[k], c1 - c0);
-            c0 = c1;
-        }
-    }
-    free(fresh);
-    free(tmp);
-    return rc;
+        if (permuted >> i & 1) ws[i]->layout = MM_LAYOUT_X16;
+    return 0;
 }
 
-int mm_weights_repack(mm_weight *const *ws, int n_w, char *err, size_t err_size) {
-    if (n_w <= 0) return 0;
-    span *s = malloc(sizeof *s * (size_t)n_w);
-    if (!s) return err_set(err, err_size, INFERD_ENOMEM, "matmul: out of memory repacking %d weights", n_w);
-    int n = 0, rc = 0;
-    for (int i = 0; i < n_w; i++) {
-        mm_weight *w = ws[i];
-        if (w->layout != MM_LAYOUT_PLAIN || !mm_x16_supported(w)) continue;
-        s[n].start = (uintptr_t)w->data;
-        s[n].end = s[n].start + (size_t)w->n_out * w->row_bytes;
-        s[n++].w = w;
-    }
-    qsort(s, (size_t)n, sizeof *s, span_cmp);
-    for (int i = 1; i < n; i++)
-        if (s[i].start < s[i - 1].end) {
-            free(s);
-            return err_set(err, err_size, INFERD_EINVAL, "matmul: two weights to repack share bytes");
-        }
+int mm_weight_repack(mm_weight *w, char *err, size_t err_size) {
+    if (w->layout != MM_LAYOUT_PLAIN || !mm_x16_supported(w)) return 0;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    for (int i0 = 0, i = 1; i0 < n && !rc; i++) {
-        if (i < n && (s[i].start & ~(uintptr_t)(page - 1)) <= s[i - 1].end + page + RUN_GAP) continue;
-        rc = repack_run(s + i0, i - i0, page, err, err_size);
-        i0 = i;
-    }
-    free(s);
-    return rc;
+    uintptr_t start = (uintptr_t)w->data, end = start + (size_t)w->n_out * w->row_bytes;
+    uintptr_t p0 = start & ~(uintptr_t)(page - 1), p1 = (end + page - 1) & ~(uintptr_t)(page - 1);
+    return repack_span(&w, 1, p0, p1, page, err, err_size);
 }
 
-int mm_weight_repack(mm_weight *w, char *err, size_t err_size) { return mm_weights_repack(&w, 1, err, err_size); }
+int mm_weights_repack(mm_weight *const *ws, int n, char *err, size_t err_size) {
+    if (n <= 0) return 0;
+    mm_weight **sorted = malloc(sizeof *sorted * (size_t)n);
+    if (!sorted) return err_set(err, err_size, INFERD_ENOMEM, "matmul: out of memory sorting %d weights", n);
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (ws[i] && ws[i]->data && ws[i]->layout == MM_LAYOUT_PLAIN) sorted[m++] = ws[i];
+    qsort(sorted, (size_t)m, sizeof *sorted, by_address);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    int rc = 0;
+    for (int i = 0; i < m && !rc;) {
+        uintptr_t p0 = (uintptr_t)sorted[i]->data & ~(uintptr_t)(page - 1), p1 = p0;
+        int j = i;
+        for (; j < m; j++) {
+            uintptr_t s = (uintptr_t)sorted[j]->data, e = s + (size_t)sorted[j]->n_out * sorted[j]->row_bytes;
+            if (j > i && ((s & ~(uintptr_t)(page - 1)) > p1 + SPAN_GAP || j - i == 64)) break;
+            e = (e + page - 1) & ~(uintptr_t)(page - 1);
+            if (e > p1) p1 = e;
+        }
+        rc = repack_span(sorted + i, j - i, p0, p1, page, err, err_size);
+        i = j;
+    }
+    free(sorted);
+    return rc;
+}
 
 void mm_x16_pack(const mm_weight *w, int64_t o, int64_t b0, int64_t n_blocks, uint8_t *dst) {
     const dtype_info *ti = dtype_get((uint32_t)w->type);

@@ -416,19 +416,20 @@ static int bind_tensors(model *m, char *err, size_t err_size) {
     /* Permute the matrices in place into the matmul kernels' SIMD layout
      * (mm_weight_repack: same bytes, same memory). A tied token_embd keeps
      * the file layout: the embedding lookup reads its rows directly. */
-    mm_weight **all = malloc(sizeof *all * ((size_t)hp->n_layer * 7 + 1));
-    if (!all) return err_set(err, err_size, INFERD_ENOMEM, "model: out of memory");
-    int n_all = 0;
-    for (uint32_t i = 0; i < hp->n_layer; i++) {
-        model_layer *l = &m->layers[i];
-        mm_weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-        for (size_t k = 0; k < sizeof ws / sizeof ws[0]; k++) all[n_all++] = ws[k];
+    {
+        mm_weight **ws = malloc(sizeof *ws * ((size_t)hp->n_layer * 7 + 1));
+        if (!ws) return err_set(err, err_size, INFERD_ENOMEM, "model: out of memory");
+        int n = 0;
+        for (uint32_t i = 0; i < hp->n_layer; i++) {
+            model_layer *l = &m->layers[i];
+            mm_weight *lw[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
+            for (size_t k = 0; k < sizeof lw / sizeof lw[0]; k++) ws[n++] = lw[k];
+        }
+        if (!hp->tied_output) ws[n++] = &m->output;
+        rc = mm_weights_repack(ws, n, err, err_size);
+        free(ws);
+        if (rc) return rc;
     }
-    if (!hp->tied_output) all[n_all++] = &m->output;
-    /* All at once: neighbouring tensors share huge pages. */
-    rc = mm_weights_repack(all, n_all, err, err_size);
-    free(all);
-    if (rc) return rc;
     hp->weight_type = m->layers[0].wq.type;
 
     op_rope_params *r = &m->rope;

@@ -292,8 +292,7 @@ Test(gemm_f16, group_equals_separate_calls) {
 /* mm_weights_repack: F16 weights close together on one mapping (one run,
  * with a weight that has no X16 layout between them) and one far away (its
  * own run): every byte outside the repacked weights keeps its value, the
- * weights read back and compute as before; weights sharing bytes are refused
- * with nothing changed. */
+ * weights read back and compute as before. */
 Test(gemm_f16, repack_many) {
     const int64_t n_in = 96, n_outs[4] = {32, 40, 48, 16};
     const size_t offs[4] = {100, 100 + 6144 + 3000, 100 + 6144 + 3000 + 7680 + 64, (size_t)3 << 20};
@@ -303,7 +302,7 @@ Test(gemm_f16, repack_many) {
     cr_assert_neq(map, MAP_FAILED);
     for (size_t i = 0; i < len; i++) map[i] = (uint8_t)(i * 13);
     f16_problem p[4];
-    mm_weight w[4], *ws[5];
+    mm_weight w[4], *ws[4];
     uint8_t *owned = calloc(len, 1); /* 1 where a repackable weight's byte lies */
     char err[256];
     for (int i = 0; i < 4; i++) {
@@ -316,14 +315,6 @@ Test(gemm_f16, repack_many) {
     cr_assert_eq(mprotect(map, len, PROT_READ), 0);
     uint8_t *before = malloc(len);
     memcpy(before, map, len);
-    /* the same weight twice: refused, nothing moved */
-    mm_weight twin = w[0];
-    ws[4] = &twin;
-    cr_assert_eq(mm_weights_repack(ws, 5, err, sizeof err), INFERD_EINVAL);
-    cr_assert(strstr(err, "share"), "%s", err);
-    cr_assert_eq(memcmp(map, before, len), 0);
-    cr_assert_eq(w[0].layout, MM_LAYOUT_PLAIN);
-
     cr_assert_eq(mm_weights_repack(ws, 4, err, sizeof err), 0, "%s", err);
     for (int i = 0; i < 4; i++)
         cr_assert_eq(w[i].layout, n_outs[i] % 16 ? MM_LAYOUT_PLAIN : MM_LAYOUT_X16, "weight %d", i);
