@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "kernels/attention_int.h"
+#include "kernels/quant.h"
 
 enum { CHUNK = 16 };
 
@@ -243,4 +244,20 @@ void attn_item_avx512(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1) 
             }
         }
     }
+}
+
+void attn_f16_row_avx512(uint16_t *dst, const float *src, uint32_t n) {
+    uint32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 x = _mm512_loadu_ps(src + i);
+        /* vcvtps2ph rounds to nearest even like f32_to_fp16; only NaNs
+         * differ (payload bits), so a vector holding one goes the scalar way. */
+        if (_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q)) {
+            for (uint32_t j = i; j < i + 16; j++) dst[j] = f32_to_fp16(src[j]);
+            continue;
+        }
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+    for (; i < n; i++) dst[i] = f32_to_fp16(src[i]);
 }
