@@ -52,6 +52,7 @@ static void permute_x16(const mm_weight *w, uint8_t *dst) {
     const dtype_info *ti = dtype_get((uint32_t)w->type);
     int64_t nb = w->n_in / ti->block_size;
     size_t rec_bytes = 16 * (size_t)ti->type_size;
+    void (*fast)(const mm_weight *, int64_t, int64_t, int64_t, uint8_t *) = mm_kernels_get(cpu_level())->x16_pack[w->type];
     for (int64_t g = 0; g < w->n_out / 16; g++) {
         if (w->type == DTYPE_F16) {
             f16_group_from_plain((uint16_t *)(dst + (size_t)g * 16 * w->row_bytes),
@@ -61,6 +62,10 @@ static void permute_x16(const mm_weight *w, uint8_t *dst) {
         const uint8_t *rows[16];
         for (int l = 0; l < 16; l++) rows[l] = (const uint8_t *)w->data + (size_t)(16 * g + l) * w->row_bytes;
         uint8_t *gdst = dst + (size_t)g * 16 * w->row_bytes;
+        if (fast) {
+            fast(w, 16 * g, 0, nb, gdst);
+            continue;
+        }
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk[16];
             for (int l = 0; l < 16; l++) blk[l] = rows[l] + (size_t)b * ti->type_size;

@@ -339,10 +339,10 @@ Test(gemm_f16, repack_many) {
     munmap(map, len);
 }
 
-/* A weight over several repack chunks (4 MiB) whose 16-row groups (128 KiB
- * + 48 B) straddle the chunk boundaries: every row reads back exactly and
+/* A 5.8 MiB weight over several 2 MiB huge pages, its 16-row groups (128 KiB
+ * + 48 B) straddling the page boundaries: every row reads back exactly and
  * the products match the exact ones. */
-Test(gemm_f16, repack_across_chunks) {
+Test(gemm_f16, repack_large) {
     f16_problem p;
     make(&p, 4104, 16 * 44, 2, 4242);
     mapped m;
@@ -362,7 +362,7 @@ Test(gemm_f16, repack_across_chunks) {
     }
     cr_assert_eq(cpu_set_level(cpu_best_level()), 0);
     float *y = forward(&w, &p, NULL);
-    compare(&p, y, p.exact, 2 * tol_now(), "across chunks vs exact"); /* n_in 4104: twice the sum length */
+    compare(&p, y, p.exact, 2 * tol_now(), "large repack vs exact"); /* n_in 4104: twice the sum length */
     free(y);
     free(row);
     mm_weight_release(&w);
