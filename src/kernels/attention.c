@@ -1,7 +1,8 @@
 /*
  * attention.c - paged causal attention with an online softmax (see
  * attention.h): the plain-C reference item, the dispatch to the SIMD ones
- * (attention_avx2.c, attention_avx512.c) by cpu_level(), and the split of
+ * (attention_avx2.c; attention_avx512.c is not chosen, see below) by
+ * cpu_level(), and the split of
  * the work items over threads, balanced by context length, and the row
  * store into the pool (attn_store_row). One work item is
  * a (token, KV head) pair: the group of query heads sharing that KV head walks the token's
@@ -97,9 +98,12 @@ enum { ITEM_OVERHEAD = 8 };
 
 void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth) {
     attn_item_fn item = attn_item_scalar;
-    const enum cpu_level level = cpu_level();
-    if (level >= CPU_AVX512 && a->head_dim % 16 == 0) item = attn_item_avx512;
-    else if (level >= CPU_AVX2 && a->head_dim % 8 == 0) item = attn_item_avx2;
+    /* The AVX2 item also on AVX-512 CPUs: on the Zen 4 we measure on (512-bit
+     * operations run as two 256-bit halves) it decodes 25-30% faster than the
+     * AVX-512 item from memory (12 or 32 heads, head_dim 64), whose 16-position
+     * chunks overflow L1. attn_item_avx512 is kept, tested, for CPUs with
+     * full-width units; docs/performance.md (Engine) has the numbers. */
+    if (cpu_level() >= CPU_AVX2 && a->head_dim % 8 == 0) item = attn_item_avx2;
     /* Items (token, KV head) in order, each costing its context length plus
      * a fixed overhead; item i goes to thread floor(start_i * nth / total),
      * so every thread gets a contiguous run of about total / nth. */

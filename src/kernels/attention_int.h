@@ -16,7 +16,9 @@ typedef void (*attn_item_fn)(const attn_args *a, uint32_t t, uint32_t h0, uint32
 void attn_item_scalar(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1);
 /* AVX2 + FMA + F16C (attention_avx2.c); needs head_dim % 8 == 0. */
 void attn_item_avx2(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1);
-/* AVX-512 F + F16C (attention_avx512.c); needs head_dim % 16 == 0. */
+/* AVX-512 F + F16C (attention_avx512.c); needs head_dim % 16 == 0. Not
+ * chosen by attn_forward_range (slower than the AVX2 item on Zen 4); tested
+ * directly. */
 void attn_item_avx512(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1);
 
 /* f32 to f16 of n values, bit-identical to f32_to_fp16 (NaN included). */

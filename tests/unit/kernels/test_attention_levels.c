@@ -5,8 +5,9 @@
  * and 64 (the largest), more query heads than one AVX-512 pass holds,
  * contexts of up to 150 positions (many 16-position chunks, a partial last
  * one), keys that grow with position (the running max moves in later
- * chunks), f32 and f16 pools, and uneven thread splits. A level this CPU
- * lacks is skipped with a printed reason.
+ * chunks), f32 and f16 pools, and uneven thread splits; the AVX-512 item
+ * (not chosen by the dispatch) is called directly. A level this CPU lacks is
+ * skipped with a printed reason.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -16,6 +17,7 @@
 
 #include "base/util.h"
 #include "kernels/attention.h"
+#include "kernels/attention_int.h"
 #include "kernels/cpu.h"
 #include "kernels/quant.h"
 
@@ -172,6 +174,26 @@ static void check_shape(uint32_t n_head, uint32_t n_kv, uint32_t hd) {
                              cpu_level_name((enum cpu_level)l), nths[k]);
             }
         }
+    }
+    /* The AVX-512 item, which attn_forward_range does not choose, called
+     * directly: every token with all its KV heads, then one head at a time
+     * (the same bits). */
+    if (best >= CPU_AVX512 && hd % 16 == 0) {
+        for (int f16 = 0; f16 <= 1; f16++) {
+            run_level(&p, f16, CPU_SCALAR, 1, ref);
+            attn_args a = pool_args(&p, got, f16);
+            for (uint32_t t = 0; t < N_TOK; t++) attn_item_avx512(&a, t, 0, n_kv);
+            for (size_t i = 0; i < n_out; i++)
+                cr_assert(fabs(got[i] - ref[i]) <= ATTN_SIMD_TOL,
+                          "avx512 item hd %u group %u f16 %d element %zu: %g vs reference %g",
+                          hd, n_head / n_kv, f16, i, got[i], ref[i]);
+            a = pool_args(&p, split, f16);
+            for (uint32_t t = 0; t < N_TOK; t++)
+                for (uint32_t h = 0; h < n_kv; h++) attn_item_avx512(&a, t, h, h + 1);
+            cr_assert_eq(memcmp(split, got, n_out * sizeof(float)), 0, "avx512 item per head");
+        }
+    } else {
+        printf("attention levels: AVX-512 item not run (hd %u): this CPU lacks AVX-512\n", hd);
     }
     cpu_set_level(best);
     free(ref);
