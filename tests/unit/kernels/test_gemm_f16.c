@@ -7,7 +7,8 @@
  * weights and the f32 activations (the F16 contract: f32 activations, fp32
  * accumulation) and against the reference level (mm_gemm_ref, which rounds
  * activations to fp16). Also: the in-place repack (neighbouring bytes kept,
- * rows read back exactly, every level gives the plain layout's products),
+ * rows read back exactly, every level gives the plain layout's products:
+ * this covers the AVX2 level's X16 kernel, gemm_f16_avx2.c),
  * and mm_weights_repack over several weights of one mapping.
  */
 #include <criterion/criterion.h>
@@ -202,7 +203,7 @@ Test(gemm_f16, gemm_rows) {
  * bytes kept, every row read back bit for bit, and every level this CPU has
  * gives the same products as on the plain layout. */
 Test(gemm_f16, repack_in_place_and_rows) {
-    const int64_t shapes[][3] = {{96, 48, 5}, {33, 32, 3}, {2560, 16, 2}, {64, 40, 2}};
+    const int64_t shapes[][3] = {{96, 48, 5}, {33, 32, 3}, {2560, 16, 2}, {64, 40, 2}, {300, 64, 13}, {33, 48, 1}, {2560, 32, 1}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         f16_problem p;
         make(&p, shapes[s][0], shapes[s][1], shapes[s][2], 7 + s);
