@@ -74,6 +74,10 @@ static void gemm_q_0(const mm_weight *w, const void *xq, size_t stride, int64_t 
 
 static void gemm_f16(const mm_weight *w, const void *xq, size_t stride, int64_t n_rows, float *y, int64_t ldy,
                      int64_t o0, int64_t o1) {
+    if (w->layout != MM_LAYOUT_PLAIN) { /* repacked for AVX-512: rare here */
+        mm_gemm_ref(w, xq, stride, n_rows, y, ldy, o0, o1);
+        return;
+    }
     const int64_t n = w->n_in, n8 = n & ~(int64_t)7;
     for (int64_t r = 0; r < n_rows; r++) {
         const uint16_t *a = (const uint16_t *)((const uint8_t *)xq + (size_t)r * stride);

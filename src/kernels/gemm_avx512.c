@@ -9,12 +9,18 @@
  * by signed bytes: the weights go in unsigned (Q4_0 nibbles 0..15, Q8_0 +128)
  * and the offset comes back through the accumulator's start value
  * -off*sum(activation quants) of the block. Weights not repacked are packed
- * into X16 records on the stack (vector transposes), a slice of blocks at a time. The microkernel
- * keeps up to MR activation rows in registers, so each weight vector is
- * loaded and unpacked once per MR rows (GEMM), or once (GEMV).
+ * into X16 records on the stack (vector transposes), a slice of blocks at a
+ * time. The microkernel keeps up to MR activation rows in registers, so each
+ * weight vector is loaded and unpacked once per MR rows (GEMM), or once (GEMV).
  *
- * Activation format "x8" (per row): int8 qs[n] | float d[n/32] | int32 c[n/32]
- * with qs and d as ggml's Q8_0 (fp16-rounded scale) and c = -off * sum(qs).
+ * Activation format "x8", grouped: rows in groups of MR (the last group holds
+ * the g = n_rows % MR left over), a group starting at its first row's offset
+ * (g rows x stride bytes). Per block of 32 elements a group stores 40*g
+ * bytes: the rows' int8 quants interleaved a dword at a time (dword m of row
+ * l at 4*(m*g + l)), then float d[g], then int32 c[g]; qs and d as ggml's
+ * Q8_0 (fp16-rounded scale), c = -off * sum(qs). So the microkernel reads
+ * one sequential stream from one pointer, every broadcast at a constant
+ * offset, and VPDPBUSD takes the broadcast from memory.
  *
  * F16 is in gemm_f16_avx512.c, Q4_K/Q6_K in gemm_k_avx512.c.
  */
@@ -33,56 +39,69 @@ static size_t act_bytes_x8(enum dtype t, int64_t n) {
     return (size_t)n + (size_t)(n / 32) * 8;
 }
 
-static void act_x8(enum dtype t, const float *x, void *dst, int64_t n) {
-    int off = t == DTYPE_Q4_0 ? 8 : 128;
-    int64_t nb = n / 32;
-    int8_t *qs = dst;
-    float *d = (float *)(qs + n);
-    int32_t *c = (int32_t *)(d + nb);
+/* Rows r0..r1 of n_rows into the grouped x8 layout (see the file comment). */
+static void act_rows_x8(enum dtype t, const float *x, int64_t n, uint8_t *xq, size_t stride, int64_t n_rows,
+                        int64_t r0, int64_t r1) {
+    const int off = t == DTYPE_Q4_0 ? 8 : 128;
+    const int64_t nb = n / 32;
     const __m512 sign = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-    for (int64_t b = 0; b < nb; b++) {
-        __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
-        __m512 a = _mm512_max_ps(_mm512_and_ps(v0, sign), _mm512_and_ps(v1, sign));
-        float amax = _mm512_reduce_max_ps(a);
-        float dd = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
-        d[b] = _cvtsh_ss(_cvtss_sh(dd, 0));
-        __m512 vid = _mm512_set1_ps(id);
-        __m512i i0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        __m512i i1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        _mm_storeu_si128((__m128i *)(qs + 32 * b), _mm512_cvtsepi32_epi8(i0));
-        _mm_storeu_si128((__m128i *)(qs + 32 * b + 16), _mm512_cvtsepi32_epi8(i1));
-        c[b] = -off * _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+    for (int64_t r = r0; r < r1; r++) {
+        const int64_t g0 = r / MR * MR;
+        const int g = n_rows - g0 < MR ? (int)(n_rows - g0) : MR, l = (int)(r - g0);
+        uint8_t *base = xq + (size_t)g0 * stride;
+        const float *xr = x + r * n;
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *a = base + (size_t)b * (size_t)g * 40;
+            __m512 v0 = _mm512_loadu_ps(xr + 32 * b), v1 = _mm512_loadu_ps(xr + 32 * b + 16);
+            float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, sign), _mm512_and_ps(v1, sign)));
+            float dd = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
+            float d = _cvtsh_ss(_cvtss_sh(dd, 0));
+            __m512 vid = _mm512_set1_ps(id);
+            __m512i i0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            __m512i i1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            int32_t c = -off * _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+            _Alignas(16) int32_t q[8]; /* dword m of the row's quants goes to a + 4*(m*g + l) */
+            _mm_store_si128((__m128i *)q, _mm512_cvtsepi32_epi8(i0));
+            _mm_store_si128((__m128i *)(q + 4), _mm512_cvtsepi32_epi8(i1));
+            for (int m = 0; m < 8; m++) memcpy(a + 4 * (m * g + l), &q[m], 4);
+            memcpy(a + 32 * g + 4 * l, &d, 4);
+            memcpy(a + 36 * g + 4 * l, &c, 4);
+        }
     }
 }
 
 /* ---- Q4_0 / Q8_0 on X16 records ---- */
 
-static inline int32_t ld32(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
+/* acc += w (unsigned bytes) . the int8 dword at p broadcast to every lane:
+ * the broadcast rides on the load (GCC otherwise issues it separately). */
+static inline __attribute__((always_inline)) __m512i dp_bcast(__m512i acc, __m512i w, const uint8_t *p) {
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const int32_t *)p));
+    return acc;
 }
 
 /* y[r*ldy + 0..15] (+)= records rec (16 weight rows, blocks [b0, b0+nb) of
- * the row) . activation rows r < nr (qs at aq + r*stride, d and c likewise).
+ * the row) . the nr activation rows of one group at a (block b0 first).
  * accumulate: add to y instead of overwriting; mask: the valid columns. */
 static inline __attribute__((always_inline)) void mk_x16(const int nr, const int is_q4, const uint8_t *rec,
-                                                         int64_t nb, int64_t b0, const int8_t *aq,
-                                                         const float *ad, const int32_t *ac, size_t stride,
-                                                         float *y, int64_t ldy, int accumulate,
-                                                         __mmask16 mask) {
+                                                         int64_t nb, const uint8_t *a, float *y, int64_t ldy,
+                                                         int accumulate, __mmask16 mask) {
     __m512 accf[MR];
     const size_t rec_bytes = is_q4 ? 288 : 544;
 #pragma GCC unroll 12
     for (int r = 0; r < nr; r++)
         accf[r] = accumulate ? _mm512_maskz_loadu_ps(mask, y + r * ldy) : _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0f);
-    for (int64_t b = b0; b < b0 + nb; b++, rec += rec_bytes) {
+    for (int64_t b = 0; b < nb; b++, rec += rec_bytes, a += 40 * nr) {
         __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)rec));
         __m512i acc[MR];
 #pragma GCC unroll 12
-        for (int r = 0; r < nr; r++)
-            acc[r] = _mm512_set1_epi32(*(const int32_t *)((const uint8_t *)(ac + b) + r * stride));
+        for (int r = 0; r < nr; r++) acc[r] = _mm512_set1_epi32(*(const int32_t *)(a + 36 * nr + 4 * r));
+        /* Few rows: two accumulators per row halve the VPDPBUSD dependency
+         * chain (integer sums: the same result). */
+        const int split = nr <= 3;
+        __m512i acc2[MR];
+#pragma GCC unroll 12
+        for (int r = 0; r < nr; r++) acc2[r] = _mm512_setzero_si512();
         if (is_q4) {
 #pragma GCC unroll 4
             for (int m = 0; m < 4; m++) {
@@ -90,25 +109,29 @@ static inline __attribute__((always_inline)) void mk_x16(const int nr, const int
                 __m512i lo = _mm512_and_si512(p, m4), hi = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
 #pragma GCC unroll 12
                 for (int r = 0; r < nr; r++) {
-                    const int8_t *a = aq + r * stride + 32 * b;
-                    acc[r] = _mm512_dpbusd_epi32(acc[r], lo, _mm512_set1_epi32(ld32(a + 4 * m)));
-                    acc[r] = _mm512_dpbusd_epi32(acc[r], hi, _mm512_set1_epi32(ld32(a + 16 + 4 * m)));
+                    acc[r] = dp_bcast(acc[r], lo, a + 4 * (m * nr + r));
+                    if (split) acc2[r] = dp_bcast(acc2[r], hi, a + 4 * ((m + 4) * nr + r));
+                    else acc[r] = dp_bcast(acc[r], hi, a + 4 * ((m + 4) * nr + r));
                 }
             }
         } else {
-#pragma GCC unroll 12
+#pragma GCC unroll 8
             for (int m = 0; m < 8; m++) {
                 __m512i p = _mm512_loadu_si512(rec + 32 + 64 * m);
 #pragma GCC unroll 12
                 for (int r = 0; r < nr; r++) {
-                    const int8_t *a = aq + r * stride + 32 * b;
-                    acc[r] = _mm512_dpbusd_epi32(acc[r], p, _mm512_set1_epi32(ld32(a + 4 * m)));
+                    if (split && (m & 1)) acc2[r] = dp_bcast(acc2[r], p, a + 4 * (m * nr + r));
+                    else acc[r] = dp_bcast(acc[r], p, a + 4 * (m * nr + r));
                 }
             }
         }
+        if (split) {
+#pragma GCC unroll 12
+            for (int r = 0; r < nr; r++) acc[r] = _mm512_add_epi32(acc[r], acc2[r]);
+        }
 #pragma GCC unroll 12
         for (int r = 0; r < nr; r++) {
-            float da = *(const float *)((const uint8_t *)(ad + b) + r * stride);
+            float da = *(const float *)(a + 32 * nr + 4 * r);
             accf[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r]), _mm512_mul_ps(dw, _mm512_set1_ps(da)), accf[r]);
         }
     }
@@ -118,27 +141,27 @@ static inline __attribute__((always_inline)) void mk_x16(const int nr, const int
 
 #define MK_CASES(Q4)                                                                               \
     switch (nr) {                                                                                  \
-    case 1: mk_x16(1, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
-    case 2: mk_x16(2, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
-    case 3: mk_x16(3, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
-    case 4: mk_x16(4, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
-    case 5: mk_x16(5, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
-    case 6: mk_x16(6, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
-    case 7: mk_x16(7, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
-    case 8: mk_x16(8, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
-    case 9: mk_x16(9, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;              \
-    case 10: mk_x16(10, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;            \
-    case 11: mk_x16(11, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;            \
-    default: mk_x16(12, Q4, rec, nb, b0, aq, ad, ac, stride, y, ldy, acc, mask); break;            \
+    case 1: mk_x16(1, Q4, rec, nb, a, y, ldy, acc, mask); break;                                   \
+    case 2: mk_x16(2, Q4, rec, nb, a, y, ldy, acc, mask); break;                                   \
+    case 3: mk_x16(3, Q4, rec, nb, a, y, ldy, acc, mask); break;                                   \
+    case 4: mk_x16(4, Q4, rec, nb, a, y, ldy, acc, mask); break;                                   \
+    case 5: mk_x16(5, Q4, rec, nb, a, y, ldy, acc, mask); break;                                   \
+    case 6: mk_x16(6, Q4, rec, nb, a, y, ldy, acc, mask); break;                                   \
+    case 7: mk_x16(7, Q4, rec, nb, a, y, ldy, acc, mask); break;                                   \
+    case 8: mk_x16(8, Q4, rec, nb, a, y, ldy, acc, mask); break;                                   \
+    case 9: mk_x16(9, Q4, rec, nb, a, y, ldy, acc, mask); break;                                   \
+    case 10: mk_x16(10, Q4, rec, nb, a, y, ldy, acc, mask); break;                                 \
+    case 11: mk_x16(11, Q4, rec, nb, a, y, ldy, acc, mask); break;                                 \
+    default: mk_x16(12, Q4, rec, nb, a, y, ldy, acc, mask); break;                                 \
     }
 
-static void mk_q4_0(int nr, const uint8_t *rec, int64_t nb, int64_t b0, const int8_t *aq, const float *ad,
-                    const int32_t *ac, size_t stride, float *y, int64_t ldy, int acc, __mmask16 mask) {
+static void mk_q4_0(int nr, const uint8_t *rec, int64_t nb, const uint8_t *a, float *y, int64_t ldy, int acc,
+                    __mmask16 mask) {
     MK_CASES(1)
 }
 
-static void mk_q8_0(int nr, const uint8_t *rec, int64_t nb, int64_t b0, const int8_t *aq, const float *ad,
-                    const int32_t *ac, size_t stride, float *y, int64_t ldy, int acc, __mmask16 mask) {
+static void mk_q8_0(int nr, const uint8_t *rec, int64_t nb, const uint8_t *a, float *y, int64_t ldy, int acc,
+                    __mmask16 mask) {
     MK_CASES(0)
 }
 
@@ -190,7 +213,6 @@ static void gemm_x16(const mm_weight *w, const void *xq, size_t stride, int64_t 
                      int64_t ldy, int64_t o0, int64_t o1) {
     const int is_q4 = w->type == DTYPE_Q4_0;
     const int64_t nb_all = w->n_in / 32;
-    const size_t d_off = (size_t)w->n_in, c_off = d_off + (size_t)nb_all * 4;
     _Alignas(64) uint8_t slice[SLICE_BLOCKS * 544];
     for (int64_t o = o0; o < o1; o += 16) {
         int valid = o1 - o < 16 ? (int)(o1 - o) : 16;
@@ -208,10 +230,8 @@ static void gemm_x16(const mm_weight *w, const void *xq, size_t stride, int64_t 
             }
             for (int64_t r = 0; r < n_rows; r += MR) {
                 int nr = n_rows - r < MR ? (int)(n_rows - r) : MR;
-                const uint8_t *base = (const uint8_t *)xq + (size_t)r * stride;
-                (is_q4 ? mk_q4_0 : mk_q8_0)(nr, rec, nb, b0, (const int8_t *)base, (const float *)(base + d_off),
-                                            (const int32_t *)(base + c_off), stride, y + r * ldy + o, ldy,
-                                            b0 > 0, mask);
+                const uint8_t *a = (const uint8_t *)xq + (size_t)r * stride + (size_t)b0 * 40 * (size_t)nr;
+                (is_q4 ? mk_q4_0 : mk_q8_0)(nr, rec, nb, a, y + r * ldy + o, ldy, b0 > 0, mask);
             }
             b0 += nb;
         }
@@ -221,8 +241,8 @@ static void gemm_x16(const mm_weight *w, const void *xq, size_t stride, int64_t 
 void mm_kernels_fill_avx512(mm_kernels *k) {
     k->gemm[DTYPE_Q4_0] = gemm_x16;
     k->gemm[DTYPE_Q8_0] = gemm_x16;
-    k->act[DTYPE_Q4_0] = act_x8;
-    k->act[DTYPE_Q8_0] = act_x8;
+    k->act_rows[DTYPE_Q4_0] = act_rows_x8;
+    k->act_rows[DTYPE_Q8_0] = act_rows_x8;
     k->act_bytes[DTYPE_Q4_0] = act_bytes_x8;
     k->act_bytes[DTYPE_Q8_0] = act_bytes_x8;
     k->chunk[DTYPE_Q4_0] = 16;

@@ -194,6 +194,10 @@ static void convert_rows(void *arg, int ith, int nth) {
     int64_t per = (c->n_rows + nth - 1) / nth;
     int64_t r0 = per * ith, r1 = r0 + per < c->n_rows ? r0 + per : c->n_rows;
     const mm_weight *w = c->w[0];
+    if (c->k->act_rows[w->type]) {
+        if (r0 < r1) c->k->act_rows[w->type](w->type, c->x, w->n_in, c->xq, c->xq_stride, c->n_rows, r0, r1);
+        return;
+    }
     mm_act_fn act = c->k->act[w->type];
     for (int64_t r = r0; r < r1; r++)
         act(w->type, c->x + r * w->n_in, c->xq + (size_t)r * c->xq_stride, w->n_in);

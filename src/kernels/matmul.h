@@ -20,13 +20,15 @@
 #include "kernels/threadpool.h"
 
 /* How the weight bytes are laid out. PLAIN is the GGUF layout. X16 (Q4_0,
- * Q8_0; made by mm_weight_repack) is a permutation of the same bytes: rows in
- * groups of 16, and per group and block position one record of the 16 rows'
- * fp16 scales followed by their quants interleaved 4 bytes at a time (Q8_0
- * quants stored offset by 128, as unsigned), so that one 64-byte vector holds
- * the same 4 elements of 16 rows:
+ * Q8_0, F16; made by mm_weight_repack) is a permutation of the same bytes:
+ * rows in groups of 16, and per group and block position one record of the
+ * 16 rows' fp16 scales followed by their quants interleaved 4 bytes at a time
+ * (Q8_0 quants stored offset by 128, as unsigned), so that one 64-byte vector
+ * holds the same 4 elements of 16 rows; F16's block is one element, so its
+ * record is that element of the 16 rows:
  *   Q4_0 record (288 B): d[16] fp16 | 4 x (16 rows x qs dword m)       m = 0..3
  *   Q8_0 record (544 B): d[16] fp16 | 8 x (16 rows x (qs dword m ^ 0x80808080))
+ *   F16 record (32 B):   w[16] fp16 (element k of rows 16g .. 16g+15)
  * Row group g starts at byte 16*g*row_bytes; n_out must be a multiple of 16. */
 enum mm_layout { MM_LAYOUT_PLAIN = 0, MM_LAYOUT_X16 = 1 };
 

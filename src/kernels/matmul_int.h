@@ -19,12 +19,19 @@ typedef void (*mm_gemm_fn)(const mm_weight *w, const void *xq, size_t xq_stride,
 /* Converts one activation row of n_in floats into the format the level's
  * gemm for weight type `type` reads (the reference: quant_vec_dot_type). */
 typedef void (*mm_act_fn)(enum dtype type, const float *x, void *dst, int64_t n_in);
+/* Converts rows [r0, r1) of the n_rows rows at x into xq in a layout of the
+ * level's own that may interleave rows (all n_rows rows fit in n_rows x
+ * stride bytes; no two rows write the same byte, so threads may convert
+ * different rows at once). Used instead of mm_act_fn when set. */
+typedef void (*mm_act_rows_fn)(enum dtype type, const float *x, int64_t n_in, uint8_t *xq, size_t stride,
+                               int64_t n_rows, int64_t r0, int64_t r1);
 /* Bytes of one converted row (0: the type is not handled). */
 typedef size_t (*mm_act_bytes_fn)(enum dtype type, int64_t n_in);
 
 typedef struct mm_kernels {
     mm_gemm_fn gemm[DTYPE_COUNT];
     mm_act_fn act[DTYPE_COUNT];
+    mm_act_rows_fn act_rows[DTYPE_COUNT]; /* NULL: act, row by row */
     mm_act_bytes_fn act_bytes[DTYPE_COUNT];
     /* Output columns per work chunk a kernel prefers (0: the default). */
     int64_t chunk[DTYPE_COUNT];
@@ -46,7 +53,7 @@ void mm_kernels_fill_f16_avx512(mm_kernels *k); /* F16 (gemm_f16_avx512.c) */
  * dst, whatever w's layout; k0 and n are multiples of the block size. */
 void mm_weight_get_bytes(const mm_weight *w, int64_t o, int64_t k0, int64_t n, void *dst);
 
-/* 1 if w's type and shape have the X16 layout (Q4_0, Q8_0; n_out % 16 == 0). */
+/* 1 if w's type and shape have the X16 layout (Q4_0, Q8_0, F16; n_out % 16 == 0). */
 int mm_x16_supported(const mm_weight *w);
 /* Packs blocks [b0, b0+n_blocks) of rows [o, o+16) of a PLAIN weight into
  * n_blocks X16 records at dst (rows at or past n_out read as zero). */

@@ -14,9 +14,33 @@
 #include "kernels/quant.h"
 
 static void x16_record_from_plain(enum dtype t, uint8_t *rec, const uint8_t *const *rows, int n_valid);
+static void f16_group_from_plain(uint16_t *dst, const uint8_t *rows, size_t row_bytes, int64_t n_in);
+
+/* Quant dwords per X16 record after the 16 fp16 leading values (F16's
+ * record is just the 16 rows' element). */
+static int x16_n_dw(enum dtype t) { return t == DTYPE_Q4_0 ? 4 : t == DTYPE_Q8_0 ? 8 : 0; }
+
+/* Huge pages: 2 MiB stretches of the weights on one TLB entry each, and no
+ * 4 KiB page boundaries to stop the hardware prefetcher while streaming. */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* A fresh anonymous read-write mapping of len bytes whose address is
+ * congruent to `at` modulo HUGE_PAGE, marked for transparent huge pages
+ * before its first touch, so that the 2 MiB-aligned stretches fault in as
+ * huge pages and mremap can move them to `at` whole. NULL when out of
+ * memory. */
+static uint8_t *map_congruent(uintptr_t at, size_t len) {
+    uint8_t *raw = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    size_t lead = (at - (uintptr_t)raw) & (HUGE_PAGE - 1);
+    if (lead) munmap(raw, lead);
+    if (HUGE_PAGE - lead) munmap(raw + lead + len, HUGE_PAGE - lead);
+    madvise(raw + lead, len, MADV_HUGEPAGE);
+    return raw + lead;
+}
 
 int mm_x16_supported(const mm_weight *w) {
-    return (w->type == DTYPE_Q4_0 || w->type == DTYPE_Q8_0) && w->n_out % 16 == 0;
+    return (w->type == DTYPE_Q4_0 || w->type == DTYPE_Q8_0 || w->type == DTYPE_F16) && w->n_out % 16 == 0;
 }
 
 int mm_weight_repack(mm_weight *w, char *err, size_t err_size) {
@@ -26,8 +50,8 @@ int mm_weight_repack(mm_weight *w, char *err, size_t err_size) {
     uintptr_t start = (uintptr_t)w->data, end = start + (size_t)w->n_out * w->row_bytes;
     uintptr_t p0 = start & ~(uintptr_t)(page - 1), p1 = (end + page - 1) & ~(uintptr_t)(page - 1);
     size_t len = p1 - p0;
-    uint8_t *fresh = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (fresh == MAP_FAILED)
+    uint8_t *fresh = map_congruent(p0, len);
+    if (!fresh)
         return err_set(err, err_size, INFERD_ENOMEM, "matmul: cannot map %zu bytes to repack a %s weight",
                        len, ti->name);
     /* Bytes before and after the tensor on its first and last page. */
@@ -37,6 +61,11 @@ int mm_weight_repack(mm_weight *w, char *err, size_t err_size) {
     size_t rec_bytes = 16 * (size_t)ti->type_size;
     uint8_t *dst = fresh + (start - p0);
     for (int64_t g = 0; g < w->n_out / 16; g++) {
+        if (w->type == DTYPE_F16) {
+            f16_group_from_plain((uint16_t *)(dst + (size_t)g * 16 * w->row_bytes),
+                                 (const uint8_t *)w->data + (size_t)g * 16 * w->row_bytes, w->row_bytes, w->n_in);
+            continue;
+        }
         const uint8_t *rows[16];
         for (int l = 0; l < 16; l++) rows[l] = (const uint8_t *)w->data + (size_t)(16 * g + l) * w->row_bytes;
         uint8_t *gdst = dst + (size_t)g * 16 * w->row_bytes;
@@ -51,7 +80,6 @@ int mm_weight_repack(mm_weight *w, char *err, size_t err_size) {
         return err_set(err, err_size, INFERD_EIO, "matmul: cannot move repacked %s weight pages into place",
                        ti->name);
     }
-    madvise((void *)p0, len, MADV_HUGEPAGE);
     w->layout = MM_LAYOUT_X16;
     return 0;
 }
@@ -79,7 +107,7 @@ void mm_weight_get_bytes(const mm_weight *w, int64_t o, int64_t k0, int64_t n, v
     size_t rec_bytes = 16 * (size_t)ti->type_size;
     int l = (int)(o % 16);
     const uint8_t *grp = (const uint8_t *)w->data + (size_t)(o / 16) * 16 * w->row_bytes;
-    int n_dw = w->type == DTYPE_Q4_0 ? 4 : 8;
+    int n_dw = x16_n_dw(w->type);
     uint32_t flip = w->type == DTYPE_Q8_0 ? 0x80808080u : 0;
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *rec = grp + (size_t)(b0 + b) * rec_bytes;
@@ -108,7 +136,7 @@ void mm_weight_get_row(const mm_weight *w, int64_t o, float *out) {
 /* One X16 record from the same block of n_valid rows (rows past n_valid get
  * scale 0, so they contribute nothing). */
 static void x16_record_from_plain(enum dtype t, uint8_t *rec, const uint8_t *const *blk, int n_valid) {
-    int n_dw = t == DTYPE_Q4_0 ? 4 : 8;
+    int n_dw = x16_n_dw(t);
     uint32_t flip = t == DTYPE_Q8_0 ? 0x80808080u : 0;
     for (int l = 0; l < 16; l++) {
         if (l >= n_valid) {
@@ -122,6 +150,18 @@ static void x16_record_from_plain(enum dtype t, uint8_t *rec, const uint8_t *con
             memcpy(&v, blk[l] + 2 + 4 * m, 4);
             v ^= flip;
             memcpy(rec + 32 + 64 * m + 4 * l, &v, 4);
+        }
+    }
+}
+
+/* F16 rows [16g, 16g+16) (plain, row_bytes apart from rows) as X16: element
+ * k of the 16 rows at dst[16k .. 16k+15]. */
+static void f16_group_from_plain(uint16_t *dst, const uint8_t *rows, size_t row_bytes, int64_t n_in) {
+    for (int64_t k0 = 0; k0 < n_in; k0 += 64) {
+        int64_t k1 = k0 + 64 < n_in ? k0 + 64 : n_in;
+        for (int l = 0; l < 16; l++) {
+            const uint8_t *src = rows + (size_t)l * row_bytes;
+            for (int64_t k = k0; k < k1; k++) memcpy(&dst[16 * k + l], src + 2 * k, 2);
         }
     }
 }

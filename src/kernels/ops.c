@@ -1,13 +1,22 @@
 /*
  * ops.c - RMSNorm, rope, SiLU, softmax, add (see ops.h). Each follows the
  * formula and accumulation types of ggml-cpu's scalar path; the model calls
- * them per token row from the forward pass's worker threads.
+ * them per token row from the forward pass's worker threads. RMSNorm, SiLU
+ * and add go to their AVX-512 versions (ops_avx512.c) when cpu_level() is
+ * CPU_AVX512.
  */
 #include "kernels/ops.h"
 
 #include <math.h>
 
+#include "kernels/cpu.h"
+#include "kernels/ops_int.h"
+
 void op_rmsnorm(float *y, const float *x, const float *w, uint32_t n, float eps) {
+    if (cpu_level() >= CPU_AVX512) {
+        op_rmsnorm_avx512(y, x, w, n, eps);
+        return;
+    }
     double sum = 0.0;
     for (uint32_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
     const float mean = (float)(sum / n);
@@ -86,6 +95,10 @@ float op_silu(float x) {
 }
 
 void op_silu_mul(float *y, const float *g, const float *u, uint32_t n) {
+    if (cpu_level() >= CPU_AVX512) {
+        op_silu_mul_avx512(y, g, u, n);
+        return;
+    }
     for (uint32_t i = 0; i < n; i++) y[i] = op_silu(g[i]) * u[i];
 }
 
@@ -105,5 +118,9 @@ void op_softmax(float *x, uint32_t n, float scale) {
 }
 
 void op_add(float *y, const float *a, const float *b, uint32_t n) {
+    if (cpu_level() >= CPU_AVX512) {
+        op_add_avx512(y, a, b, n);
+        return;
+    }
     for (uint32_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }

@@ -214,6 +214,46 @@ Test(matmul, repack_in_place) {
     }
 }
 
+/* A repack large enough for huge pages (several 2 MiB stretches, the tensor
+ * not aligned to one): the neighbouring bytes stay, the rows read back. */
+Test(matmul, repack_in_place_large) {
+    const int64_t n_in = 4096, n_out = 1024; /* Q8_0: 4.25 MiB */
+    uint64_t rb;
+    cr_assert_eq(dtype_row_bytes(DTYPE_Q8_0, n_in, &rb), 0);
+    size_t wbytes = rb * n_out, page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t len = (wbytes + 3 * page + page - 1) / page * page;
+    uint8_t *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(map, MAP_FAILED);
+    for (size_t i = 0; i < len; i++) map[i] = (uint8_t)(i * 13 + 1);
+    uint8_t *data = map + page + 36;
+    uint64_t seed = 9;
+    float *row = malloc(sizeof(float) * n_in), *got = malloc(sizeof(float) * n_in);
+    for (int64_t o = 0; o < n_out; o++) {
+        for (int64_t i = 0; i < n_in; i++) row[i] = normal(&seed);
+        quantize_rows(DTYPE_Q8_0, row, data + o * rb, 1, n_in);
+    }
+    uint8_t *copy = malloc(wbytes);
+    memcpy(copy, data, wbytes);
+    cr_assert_eq(mprotect(map, len, PROT_READ), 0);
+    mm_weight w;
+    char err[256];
+    cr_assert_eq(mm_weight_init(&w, DTYPE_Q8_0, n_in, n_out, data, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(mm_weight_repack(&w, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(w.layout, MM_LAYOUT_X16);
+    for (size_t i = 0; i < page + 36; i++) cr_assert_eq(map[i], (uint8_t)(i * 13 + 1), "byte %zu before", i);
+    for (size_t i = page + 36 + wbytes; i < len; i++) cr_assert_eq(map[i], (uint8_t)(i * 13 + 1), "byte %zu after", i);
+    for (int64_t o = 0; o < n_out; o += 97) {
+        mm_weight_get_row(&w, o, got);
+        dequantize_row(DTYPE_Q8_0, copy + o * rb, row, n_in);
+        cr_assert_eq(memcmp(got, row, sizeof(float) * n_in), 0, "row %lld", (long long)o);
+    }
+    mm_weight_release(&w);
+    munmap(map, len);
+    free(copy);
+    free(row);
+    free(got);
+}
+
 Test(matmul, repack_skips_other_shapes) {
     static float data[64 * 17];
     mm_weight w;

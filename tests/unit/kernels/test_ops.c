@@ -1,13 +1,16 @@
 /*
  * test_ops.c - src/kernels/ops.c against naive double-precision formulas:
  * RMSNorm, rope (normal and NEOX pairs, partial rotation, linear and YaRN
- * scaling, frequency factors), SiLU, softmax, add.
+ * scaling, frequency factors), SiLU, softmax, add; and the SIMD versions of
+ * RMSNorm, SiLU and add against the plain-C ones (each level this CPU has).
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/util.h"
+#include "kernels/cpu.h"
 #include "kernels/ops.h"
 
 static void fill(float *x, size_t n, uint64_t seed, double scale) {
@@ -149,4 +152,55 @@ Test(ops, silu_mul_softmax_add) {
     cr_assert(fabs(total - 1) < 1e-5);
     op_add(y, g, u, 100);
     for (int i = 0; i < 100; i++) cr_assert_eq(y[i], g[i] + u[i]);
+}
+
+/* RMSNorm, SiLU and add at each level this CPU has against the scalar
+ * level: lengths with vector tails, SiLU at extreme inputs (overflowing and
+ * underflowing exponentials). Tolerance: 1e-6 relative (RMSNorm sums in
+ * another order; SiLU's vector exp is within a few ulp); add is exact. */
+Test(ops, simd_levels_match_scalar) {
+    static const uint32_t lens[] = {1, 7, 16, 17, 100, 768, 2051};
+    enum { N = 2051 };
+    static float x[N], w[N], u[N], ref[N], got[N];
+    for (int l = CPU_AVX2; l < CPU_LEVEL_COUNT; l++) {
+        if ((enum cpu_level)l > cpu_best_level()) {
+            printf("skip: this CPU lacks the %s level\n", cpu_level_name((enum cpu_level)l));
+            continue;
+        }
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            const uint32_t n = lens[li];
+            fill(x, n, 10 + li, 4.0);
+            fill(w, n, 20 + li, 1.0);
+            fill(u, n, 30 + li, 2.0);
+            if (n > 8) { /* extremes for the exponential */
+                x[0] = -200.0f;
+                x[1] = 200.0f;
+                x[2] = -88.9f;
+                x[3] = 88.9f;
+                x[4] = -87.0f;
+                x[5] = 0.0f;
+                x[6] = -1e-30f;
+            }
+            for (int op = 0; op < 4; op++) {
+                for (int pass = 0; pass < 2; pass++) {
+                    cr_assert_eq(cpu_set_level(pass ? (enum cpu_level)l : CPU_SCALAR), 0);
+                    float *y = pass ? got : ref;
+                    y[n - 1] = 0;
+                    switch (op) {
+                    case 0: op_rmsnorm(y, x, w, n, 1e-5f); break;
+                    case 1: op_rmsnorm(y, x, NULL, n, 1e-6f); break;
+                    case 2: op_silu_mul(y, x, u, n); break;
+                    default: op_add(y, x, u, n); break;
+                    }
+                }
+                for (uint32_t i = 0; i < n; i++) {
+                    const double tol = op == 3 ? 0 : 1e-6 * fabs(ref[i]) + 1e-37;
+                    cr_assert(fabs((double)got[i] - ref[i]) <= tol && signbit(got[i]) == signbit(ref[i]),
+                              "%s op %d n %u i %u: got %.9g want %.9g", cpu_level_name((enum cpu_level)l), op, n,
+                              i, got[i], ref[i]);
+                }
+            }
+        }
+    }
+    cpu_set_level(cpu_best_level());
 }
