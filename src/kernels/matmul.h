@@ -62,6 +62,17 @@ int mm_weight_init(mm_weight *w, enum dtype type, int64_t n_in, int64_t n_out, c
  * any mm_forward on w, from one thread. */
 int mm_weight_repack(mm_weight *w, char *err, size_t err_size);
 
+/* mm_weight_repack for each of ws[0..n) (NULL entries skipped), and more:
+ * weights whose pages lie close together (the layers of a GGUF file) get one
+ * new mapping, bytes between them copied along, so that the mapping can use
+ * transparent huge pages (2 MiB) although each tensor is smaller; weights
+ * without a repacked layout in ws are moved there unchanged (same bytes,
+ * same addresses). The old pages are paged out as the copy passes them, so
+ * resident memory does not grow. Same rules and errors as mm_weight_repack;
+ * afterwards only mm_forward and mm_weight_get_row read the repacked
+ * weights (other data on the moved pages reads as before). */
+int mm_weights_repack(mm_weight *const *ws, int n, char *err, size_t err_size);
+
 /* Writes row o (n_in elements) of the weight, dequantized, to out; works in
  * every layout. */
 void mm_weight_get_row(const mm_weight *w, int64_t o, float *out);

@@ -5,6 +5,7 @@
  * second copy left behind), and the way back to plain bytes for the reference
  * kernels and for row lookups.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -43,23 +44,11 @@ int mm_x16_supported(const mm_weight *w) {
     return (w->type == DTYPE_Q4_0 || w->type == DTYPE_Q8_0 || w->type == DTYPE_F16) && w->n_out % 16 == 0;
 }
 
-int mm_weight_repack(mm_weight *w, char *err, size_t err_size) {
-    if (w->layout != MM_LAYOUT_PLAIN || !mm_x16_supported(w)) return 0;
+/* Writes w's bytes (plain, at w->data) permuted into the X16 layout at dst. */
+static void permute_x16(const mm_weight *w, uint8_t *dst) {
     const dtype_info *ti = dtype_get((uint32_t)w->type);
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    uintptr_t start = (uintptr_t)w->data, end = start + (size_t)w->n_out * w->row_bytes;
-    uintptr_t p0 = start & ~(uintptr_t)(page - 1), p1 = (end + page - 1) & ~(uintptr_t)(page - 1);
-    size_t len = p1 - p0;
-    uint8_t *fresh = map_congruent(p0, len);
-    if (!fresh)
-        return err_set(err, err_size, INFERD_ENOMEM, "matmul: cannot map %zu bytes to repack a %s weight",
-                       len, ti->name);
-    /* Bytes before and after the tensor on its first and last page. */
-    memcpy(fresh, (const void *)p0, start - p0);
-    memcpy(fresh + (end - p0), (const void *)end, p1 - end);
     int64_t nb = w->n_in / ti->block_size;
     size_t rec_bytes = 16 * (size_t)ti->type_size;
-    uint8_t *dst = fresh + (start - p0);
     for (int64_t g = 0; g < w->n_out / 16; g++) {
         if (w->type == DTYPE_F16) {
             f16_group_from_plain((uint16_t *)(dst + (size_t)g * 16 * w->row_bytes),
@@ -75,13 +64,91 @@ int mm_weight_repack(mm_weight *w, char *err, size_t err_size) {
             x16_record_from_plain(w->type, gdst + (size_t)b * rec_bytes, blk, 16);
         }
     }
+}
+
+/* Weights whose pages lie at most this far apart share one new mapping (the
+ * bytes between them, e.g. norm vectors, are copied along). */
+#define SPAN_GAP ((uintptr_t)64 << 10)
+
+static int by_address(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)(*(mm_weight *const *)a)->data, y = (uintptr_t)(*(mm_weight *const *)b)->data;
+    return x < y ? -1 : x > y;
+}
+
+/* Replaces the pages [p0, p1) that hold ws[0..n) (ascending, inside the
+ * range) by fresh anonymous ones with the same bytes, except that the weights
+ * with an X16 layout are permuted into it. The old pages are paged out as
+ * the copy passes them (MADV_PAGEOUT: clean file pages leave memory, nothing
+ * is lost), so resident memory stays about flat. */
+static int repack_span(mm_weight *const *ws, int n, uintptr_t p0, uintptr_t p1, size_t page, char *err,
+                       size_t err_size) {
+    size_t len = p1 - p0;
+    uint8_t *fresh = map_congruent(p0, len);
+    if (!fresh)
+        return err_set(err, err_size, INFERD_ENOMEM, "matmul: cannot map %zu bytes to repack %s weights", len,
+                       dtype_get((uint32_t)ws[0]->type)->name);
+    uintptr_t copied = p0; /* the bytes below this are in fresh */
+    uint64_t permuted = 0;  /* bit i: ws[i] was permuted (n <= 64 per span) */
+    for (int i = 0; i < n; i++) {
+        const mm_weight *w = ws[i];
+        uintptr_t start = (uintptr_t)w->data, end = start + (size_t)w->n_out * w->row_bytes;
+        if (start >= copied && w->layout == MM_LAYOUT_PLAIN && mm_x16_supported(w)) {
+            memcpy(fresh + (copied - p0), (const void *)copied, start - copied);
+            permute_x16(w, fresh + (start - p0));
+            permuted |= (uint64_t)1 << i;
+            copied = end;
+        } else if (end > copied) { /* moved as it is (or overlapping: copy the rest) */
+            memcpy(fresh + (copied - p0), (const void *)copied, end - copied);
+            copied = end;
+        }
+        /* Every later weight starts at or past `copied` (ascending order):
+         * the whole old pages below it are not read again. */
+        uintptr_t drop = copied & ~(uintptr_t)(page - 1);
+        if (drop > p0 && (i + 1 == n || (i & 7) == 7)) madvise((void *)p0, drop - p0, MADV_PAGEOUT);
+    }
+    if (p1 > copied) memcpy(fresh + (copied - p0), (const void *)copied, p1 - copied);
     if (mremap(fresh, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)p0) == MAP_FAILED) {
         munmap(fresh, len);
         return err_set(err, err_size, INFERD_EIO, "matmul: cannot move repacked %s weight pages into place",
-                       ti->name);
+                       dtype_get((uint32_t)ws[0]->type)->name);
     }
-    w->layout = MM_LAYOUT_X16;
+    for (int i = 0; i < n; i++)
+        if (permuted >> i & 1) ws[i]->layout = MM_LAYOUT_X16;
     return 0;
+}
+
+int mm_weight_repack(mm_weight *w, char *err, size_t err_size) {
+    if (w->layout != MM_LAYOUT_PLAIN || !mm_x16_supported(w)) return 0;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)w->data, end = start + (size_t)w->n_out * w->row_bytes;
+    uintptr_t p0 = start & ~(uintptr_t)(page - 1), p1 = (end + page - 1) & ~(uintptr_t)(page - 1);
+    return repack_span(&w, 1, p0, p1, page, err, err_size);
+}
+
+int mm_weights_repack(mm_weight *const *ws, int n, char *err, size_t err_size) {
+    if (n <= 0) return 0;
+    mm_weight **sorted = malloc(sizeof *sorted * (size_t)n);
+    if (!sorted) return err_set(err, err_size, INFERD_ENOMEM, "matmul: out of memory sorting %d weights", n);
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (ws[i] && ws[i]->data && ws[i]->layout == MM_LAYOUT_PLAIN) sorted[m++] = ws[i];
+    qsort(sorted, (size_t)m, sizeof *sorted, by_address);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    int rc = 0;
+    for (int i = 0; i < m && !rc;) {
+        uintptr_t p0 = (uintptr_t)sorted[i]->data & ~(uintptr_t)(page - 1), p1 = p0;
+        int j = i;
+        for (; j < m; j++) {
+            uintptr_t s = (uintptr_t)sorted[j]->data, e = s + (size_t)sorted[j]->n_out * sorted[j]->row_bytes;
+            if (j > i && ((s & ~(uintptr_t)(page - 1)) > p1 + SPAN_GAP || j - i == 64)) break;
+            e = (e + page - 1) & ~(uintptr_t)(page - 1);
+            if (e > p1) p1 = e;
+        }
+        rc = repack_span(sorted + i, j - i, p0, p1, page, err, err_size);
+        i = j;
+    }
+    free(sorted);
+    return rc;
 }
 
 void mm_x16_pack(const mm_weight *w, int64_t o, int64_t b0, int64_t n_blocks, uint8_t *dst) {

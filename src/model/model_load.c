@@ -457,13 +457,20 @@ static int bind_tensors(model *m, char *err, size_t err_size) {
     /* Permute the matrices in place into the matmul kernels' SIMD layout
      * (mm_weight_repack: same bytes, same memory). A tied token_embd keeps
      * the file layout: the embedding lookup reads its rows directly. */
-    for (uint32_t i = 0; i < hp->n_layer; i++) {
-        model_layer *l = &m->layers[i];
-        mm_weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-        for (size_t k = 0; k < sizeof ws / sizeof ws[0]; k++)
-            if ((rc = mm_weight_repack(ws[k], err, err_size))) return rc;
+    {
+        mm_weight **ws = malloc(sizeof *ws * ((size_t)hp->n_layer * 7 + 1));
+        if (!ws) return err_set(err, err_size, INFERD_ENOMEM, "model: out of memory");
+        int n = 0;
+        for (uint32_t i = 0; i < hp->n_layer; i++) {
+            model_layer *l = &m->layers[i];
+            mm_weight *lw[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
+            for (size_t k = 0; k < sizeof lw / sizeof lw[0]; k++) ws[n++] = lw[k];
+        }
+        if (!hp->tied_output) ws[n++] = &m->output;
+        rc = mm_weights_repack(ws, n, err, err_size);
+        free(ws);
+        if (rc) return rc;
     }
-    if (!hp->tied_output && (rc = mm_weight_repack(&m->output, err, err_size))) return rc;
     hp->weight_type = m->layers[0].wq.type;
 
     op_rope_params *r = &m->rope;

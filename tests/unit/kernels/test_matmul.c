@@ -254,6 +254,82 @@ Test(matmul, repack_in_place_large) {
     free(got);
 }
 
+/* mm_weights_repack over weights laid out like a GGUF file's layers on one
+ * read-only mapping: small gaps with other bytes between them (norms), a type
+ * without a repacked layout among them, one weight far away (its own span),
+ * a NULL entry. The bytes outside the weights stay, the repackable weights
+ * turn X16 and the others stay plain, every row reads back, and the products
+ * equal the scalar level's on the original bytes. */
+Test(matmul, repack_many_in_place) {
+    const enum dtype types[] = {DTYPE_Q4_0, DTYPE_Q8_0, DTYPE_Q6_K, DTYPE_Q4_0, DTYPE_F32};
+    const int64_t n_in = 512, n_outs[] = {48, 160, 32, 64, 16};
+    const size_t gaps[] = {100, 3072, 0, 5000, 300 << 10}; /* bytes before each weight */
+    enum { NW = 5 };
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), off[NW], total = 0;
+    problem p[NW];
+    for (int i = 0; i < NW; i++) {
+        problem_make(&p[i], types[i], n_in, n_outs[i], 3, 300 + (uint64_t)i);
+        total += gaps[i];
+        off[i] = total;
+        total += p[i].wbytes;
+    }
+    size_t len = (total + 2 * page + page - 1) / page * page;
+    uint8_t *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(map, MAP_FAILED);
+    for (size_t i = 0; i < len; i++) map[i] = (uint8_t)(i * 5 + 3);
+    for (int i = 0; i < NW; i++) memcpy(map + off[i], p[i].wdata, p[i].wbytes);
+    uint8_t *copy = malloc(len);
+    memcpy(copy, map, len);
+    cr_assert_eq(mprotect(map, len, PROT_READ), 0);
+
+    mm_weight w[NW];
+    mm_weight *ws[NW + 1];
+    char err[256];
+    for (int i = 0; i < NW; i++) {
+        cr_assert_eq(mm_weight_init(&w[i], types[i], n_in, n_outs[i], map + off[i], err, sizeof err), 0, "%s", err);
+        ws[i] = &w[NW - 1 - i]; /* any order */
+    }
+    ws[NW] = NULL;
+    cr_assert_eq(mm_weights_repack(ws, NW + 1, err, sizeof err), 0, "%s", err);
+    for (int i = 0; i < NW; i++) {
+        int x16 = types[i] == DTYPE_Q4_0 || types[i] == DTYPE_Q8_0;
+        cr_assert_eq(w[i].layout, x16 ? MM_LAYOUT_X16 : MM_LAYOUT_PLAIN, "weight %d", i);
+        cr_assert_eq(w[i].data, map + off[i]);
+        if (!x16) cr_assert_eq(memcmp(map + off[i], p[i].wdata, p[i].wbytes), 0, "weight %d moved unchanged", i);
+    }
+    for (size_t b = 0, i = 0; b < len; b++) { /* bytes outside the weights */
+        while (i < NW && b >= off[i] + p[i].wbytes) i++;
+        if (i < NW && b >= off[i]) continue;
+        cr_assert_eq(map[b], copy[b], "byte %zu outside the weights", b);
+    }
+    float row[512], want[512];
+    size_t sb = 0;
+    for (int i = 0; i < NW; i++)
+        if (mm_scratch_bytes(&w[i], 3) > sb) sb = mm_scratch_bytes(&w[i], 3);
+    void *scratch = malloc(sb);
+    for (int i = 0; i < NW; i++) {
+        for (int64_t o = 0; o < n_outs[i]; o += 5) {
+            mm_weight_get_row(&w[i], o, row);
+            dequantize_row(types[i], (uint8_t *)p[i].wdata + o * (p[i].wbytes / n_outs[i]), want, n_in);
+            cr_assert_eq(memcmp(row, want, sizeof row), 0, "weight %d row %lld", i, (long long)o);
+        }
+        cpu_set_level(CPU_SCALAR);
+        float *ref = run_forward(&p[i], p[i].wdata, NULL, 0);
+        cpu_set_level(cpu_best_level());
+        float *y = malloc(sizeof(float) * n_outs[i] * 3);
+        mm_forward(NULL, &w[i], p[i].x, 3, y, scratch);
+        compare(&p[i], y, ref, TOL_SIMD, "after mm_weights_repack");
+        free(y);
+        free(ref);
+        mm_weight_release(&w[i]);
+        problem_free(&p[i]);
+    }
+    cr_assert_eq(mm_weights_repack(ws, 0, err, sizeof err), 0);
+    free(scratch);
+    free(copy);
+    munmap(map, len);
+}
+
 Test(matmul, repack_skips_other_shapes) {
     static float data[64 * 17];
     mm_weight w;
