@@ -23,6 +23,7 @@ struct sampler {
 };
 
 static int cmp_cand_desc(const void *a, const void *b);
+static uint32_t argmax_first(const float *x, uint32_t n);
 static void sort_cands(sampler_cands *c);
 static float softmax_cands(const sampler_cands *c, float *probs);
 
@@ -318,10 +319,7 @@ int32_t sampler_sample(sampler *s, const inferd_sampling_params *p, const float 
     int32_t tok;
     if (greedy && !STAGES[0].active(p) && !STAGES[1].active(p)) {
         /* Plain argmax: no candidate list needed. */
-        uint32_t best = 0;
-        for (uint32_t i = 1; i < s->n_vocab; i++)
-            if (logits[i] > logits[best]) best = i;
-        tok = (int32_t)best;
+        tok = (int32_t)argmax_first(logits, s->n_vocab);
     } else {
         sampler_cands c = sampler_load(s, logits);
         size_t n_stages = greedy ? N_GREEDY_STAGES : N_STAGES;
@@ -357,6 +355,40 @@ int32_t sampler_sample(sampler *s, const inferd_sampling_params *p, const float 
 }
 
 /* ---- helpers ---- */
+
+/* The index that `best = 0; for i: if (x[i] > x[best]) best = i` gives:
+ * the first index of the largest value, NaNs never winning (0 when x[0]
+ * is NaN). That loop waits on its own load of x[best] at every element;
+ * here the maximum comes from 8 independent running maxima, then one pass
+ * finds its first occurrence. n >= 1. */
+static uint32_t argmax_first(const float *x, uint32_t n) {
+    if (isnan(x[0])) return 0;
+#define ARGMAX_LANE(m, v) ((v) > (m) ? (v) : (m))
+    float m0 = x[0], m1 = m0, m2 = m0, m3 = m0, m4 = m0, m5 = m0, m6 = m0, m7 = m0;
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        m0 = ARGMAX_LANE(m0, x[i]);
+        m1 = ARGMAX_LANE(m1, x[i + 1]);
+        m2 = ARGMAX_LANE(m2, x[i + 2]);
+        m3 = ARGMAX_LANE(m3, x[i + 3]);
+        m4 = ARGMAX_LANE(m4, x[i + 4]);
+        m5 = ARGMAX_LANE(m5, x[i + 5]);
+        m6 = ARGMAX_LANE(m6, x[i + 6]);
+        m7 = ARGMAX_LANE(m7, x[i + 7]);
+    }
+    for (; i < n; i++) m0 = ARGMAX_LANE(m0, x[i]);
+    m0 = ARGMAX_LANE(m0, m1);
+    m2 = ARGMAX_LANE(m2, m3);
+    m4 = ARGMAX_LANE(m4, m5);
+    m6 = ARGMAX_LANE(m6, m7);
+    m0 = ARGMAX_LANE(m0, m2);
+    m4 = ARGMAX_LANE(m4, m6);
+    const float mx = ARGMAX_LANE(m0, m4);
+#undef ARGMAX_LANE
+    for (i = 0; i < n; i++)
+        if (x[i] == mx) break;
+    return i; /* mx is some x[i], not NaN: always found */
+}
 
 /* Descending logit, then ascending id (a total order, so results do not
  * depend on the sort algorithm). */

@@ -2,7 +2,8 @@
  * attention.c - paged causal attention with an online softmax (see
  * attention.h): the plain-C reference item, the dispatch to the SIMD ones
  * (attention_avx2.c, attention_avx512.c) by cpu_level(), and the split of
- * the work items over threads, balanced by context length. One work item is
+ * the work items over threads, balanced by context length, and the row
+ * store into the pool (attn_store_row). One work item is
  * a (token, KV head) pair: the group of query heads sharing that KV head walks the token's
  * positions once, keeping a running max m, denominator l and weighted sum
  * acc per query head:
@@ -77,6 +78,18 @@ static void item_scalar(const attn_args *a, uint32_t t, uint32_t kvh) {
 
 void attn_item_scalar(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1) {
     for (uint32_t kvh = h0; kvh < h1; kvh++) item_scalar(a, t, kvh);
+}
+
+void attn_store_row(enum dtype kv_type, void *dst, const float *src, uint32_t n) {
+    if (kv_type != DTYPE_F16) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return;
+    }
+    const enum cpu_level level = cpu_level();
+    if (level >= CPU_AVX512) attn_f16_row_avx512(dst, src, n);
+    else if (level >= CPU_AVX2) attn_f16_row_avx2(dst, src, n);
+    else
+        for (uint32_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = f32_to_fp16(src[i]);
 }
 
 /* Fixed cost of a work item, in key positions (setup, the output rows). */

@@ -55,4 +55,8 @@ void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth);
 void attn_load_row(const attn_args *a, const void *base, const uint32_t *table, uint32_t j,
                    uint32_t kvh, float *dst);
 
+/* Writes n floats as one pool row of kv_type (DTYPE_F32: copied; DTYPE_F16:
+ * converted exactly as f32_to_fp16 does, with F16C when the CPU has it). */
+void attn_store_row(enum dtype kv_type, void *dst, const float *src, uint32_t n);
+
 #endif

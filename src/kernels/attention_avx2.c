@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "kernels/attention_int.h"
+#include "kernels/quant.h"
 
 enum { CHUNK = 8 };
 
@@ -188,4 +189,19 @@ void attn_item_avx2(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1) {
         default: heads(a, t, s0, s1, hd, &sc); break;
         }
     }
+}
+
+void attn_f16_row_avx2(uint16_t *dst, const float *src, uint32_t n) {
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(src + i);
+        /* As attn_f16_row_avx512: NaNs take the scalar way. */
+        if (_mm256_movemask_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q))) {
+            for (uint32_t j = i; j < i + 8; j++) dst[j] = f32_to_fp16(src[j]);
+            continue;
+        }
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+    for (; i < n; i++) dst[i] = f32_to_fp16(src[i]);
 }

@@ -2,7 +2,8 @@
  * attention_int.h - private to src/kernels/attention*.c: the per-level
  * implementations of the attention work items (token t, KV heads h0..h1-1),
  * chosen by attn_forward_range from cpu_level(). Each (token, KV head) result
- * is computed the same way however the heads are grouped into calls.
+ * is computed the same way however the heads are grouped into calls. Also
+ * the SIMD f32-to-f16 row conversion behind attn_store_row.
  */
 #ifndef KERNELS_ATTENTION_INT_H
 #define KERNELS_ATTENTION_INT_H
@@ -17,5 +18,9 @@ void attn_item_scalar(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1);
 void attn_item_avx2(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1);
 /* AVX-512 F + F16C (attention_avx512.c); needs head_dim % 16 == 0. */
 void attn_item_avx512(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1);
+
+/* f32 to f16 of n values, bit-identical to f32_to_fp16 (NaN included). */
+void attn_f16_row_avx2(uint16_t *dst, const float *src, uint32_t n);
+void attn_f16_row_avx512(uint16_t *dst, const float *src, uint32_t n);
 
 #endif

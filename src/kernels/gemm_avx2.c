@@ -74,8 +74,8 @@ static void gemm_q_0(const mm_weight *w, const void *xq, size_t stride, int64_t 
 
 static void gemm_f16(const mm_weight *w, const void *xq, size_t stride, int64_t n_rows, float *y, int64_t ldy,
                      int64_t o0, int64_t o1) {
-    if (w->layout != MM_LAYOUT_PLAIN) { /* repacked for AVX-512: rare here */
-        mm_gemm_ref(w, xq, stride, n_rows, y, ldy, o0, o1);
+    if (w->layout == MM_LAYOUT_X16) {
+        mm_gemm_f16_x16_avx2(w, xq, stride, n_rows, y, ldy, o0, o1);
         return;
     }
     const int64_t n = w->n_in, n8 = n & ~(int64_t)7;
@@ -106,4 +106,5 @@ void mm_kernels_fill_avx2(mm_kernels *k) {
     k->gemm[DTYPE_Q4_0] = gemm_q_0;
     k->gemm[DTYPE_Q8_0] = gemm_q_0;
     k->gemm[DTYPE_F16] = gemm_f16;
+    k->chunk[DTYPE_F16] = 16; /* whole X16 groups for mm_gemm_f16_x16_avx2 */
 }

@@ -209,6 +209,10 @@ static void pack_x16(const mm_weight *w, int64_t o, int64_t b0, int64_t n_blocks
     }
 }
 
+static void pack_x16_any(const mm_weight *w, int64_t o, int64_t b0, int64_t n_blocks, uint8_t *dst) {
+    pack_x16(w, o, b0, n_blocks, dst, w->type == DTYPE_Q4_0);
+}
+
 static void gemm_x16(const mm_weight *w, const void *xq, size_t stride, int64_t n_rows, float *y,
                      int64_t ldy, int64_t o0, int64_t o1) {
     const int is_q4 = w->type == DTYPE_Q4_0;
@@ -247,6 +251,8 @@ void mm_kernels_fill_avx512(mm_kernels *k) {
     k->act_bytes[DTYPE_Q8_0] = act_bytes_x8;
     k->chunk[DTYPE_Q4_0] = 16;
     k->chunk[DTYPE_Q8_0] = 16;
+    k->x16_pack[DTYPE_Q4_0] = pack_x16_any;
+    k->x16_pack[DTYPE_Q8_0] = pack_x16_any;
     mm_kernels_fill_f16_avx512(k);
     mm_kernels_fill_k_avx512(k);
 }

@@ -6,24 +6,20 @@
  * X16 layout (mm_weight_repack): element k of 16 consecutive weight rows is
  * one 32-byte record, so one widened vector holds 16 rows' element k and is
  * multiplied by the broadcast activation element: each lane accumulates one
- * output column, with no horizontal sums. The GEMM microkernel holds 2 such
- * vectors (32 columns) x up to MR activation rows in registers, over blocks
- * of KC elements (the block's weights stay in L1 across the row blocks); the
- * GEMV streams each chunk's records in address order with software prefetch.
+ * output column, with no horizontal sums. The GEMM microkernel keeps 16
+ * columns x up to MR activation rows in registers, each FMA taking its
+ * activation as an embedded broadcast, over blocks of KC elements; the GEMV
+ * streams each chunk's records in address order (one stream, 4 accumulators).
  * The plain layout (n_out not a multiple of 16) keeps row dot products.
+ * docs/performance.md ("F16 kernels") has the measurements behind the shape.
  */
 #include <immintrin.h>
 #include <string.h>
 
 #include "kernels/matmul_int.h"
 
-#ifndef MR
-#define MR 12
-#endif
-#ifndef KC
-#define KC 2048
-#endif
-#define PF_BYTES 4096
+#define MR 12   /* activation rows per microkernel call (12 row pointers fit the GPRs) */
+#define KC 2048 /* elements per block of the GEMM (bounds the L2 footprint of long rows) */
 
 /* f32 rows plus one cache line, so that rows of a power-of-two length do
  * not all fall into the same L1 sets (the GEMM reads MR rows side by side). */
@@ -47,14 +43,14 @@ static inline __attribute__((always_inline)) void mk_x16(const int nr, const uin
                                                          size_t astride, int64_t kn, float *y, int64_t ldy,
                                                          int accumulate) {
     __m512 acc[MR];
-#pragma GCC unroll 24
+#pragma GCC unroll 12
     for (int r = 0; r < nr; r++) acc[r] = accumulate ? _mm512_loadu_ps(y + r * ldy) : _mm512_setzero_ps();
     for (int64_t k = 0; k < kn; k++) {
         __m512 wv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wp + 16 * k)));
-#pragma GCC unroll 24
+#pragma GCC unroll 12
         for (int r = 0; r < nr; r++) acc[r] = _mm512_fmadd_ps(wv, _mm512_set1_ps(a[r * astride + k]), acc[r]);
     }
-#pragma GCC unroll 24
+#pragma GCC unroll 12
     for (int r = 0; r < nr; r++) _mm512_storeu_ps(y + r * ldy, acc[r]);
 }
 
@@ -65,12 +61,6 @@ static void mk_x16_any(int nr, const uint16_t *wp, const float *a, size_t astrid
                        int64_t ldy, int accumulate) {
     switch (nr) {
         MK(1) MK(2) MK(3) MK(4) MK(5) MK(6) MK(7) MK(8) MK(9) MK(10) MK(11) MK(12)
-#if MR > 12
-        MK(13) MK(14) MK(15) MK(16)
-#endif
-#if MR > 16
-        MK(17) MK(18) MK(19) MK(20) MK(21) MK(22) MK(23) MK(24)
-#endif
     default: break;
     }
 }
@@ -86,8 +76,6 @@ static void gemv_x16(const mm_weight *w, const float *a, float *y, int64_t o0, i
         int64_t k = 0;
         for (; k < n4; k += 4) {
             const uint16_t *p = g + 16 * k;
-            //_mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
-            //_mm_prefetch((const char *)p + PF_BYTES + 64, _MM_HINT_T0);
             s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)), _mm512_set1_ps(a[k]), s0);
             s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 16))),
                                  _mm512_set1_ps(a[k + 1]), s1);
@@ -103,8 +91,10 @@ static void gemv_x16(const mm_weight *w, const float *a, float *y, int64_t o0, i
     }
 }
 
-/* Several activation rows: per block of KC elements, per MR rows, panels of
- * 32 columns (16 at the chunk's end). o0, o1 and n_out are multiples of 16. */
+/* Several activation rows: per block of KC elements, per block of at most
+ * MR rows, per 16 columns. o0, o1 and n_out are multiples of 16. Row blocks
+ * are of equal size (13 rows: 7 + 6, not 12 + 1: a block of one row has one
+ * FMA chain and runs at a quarter of the rate). */
 static void gemm_x16(const mm_weight *w, const void *xq, size_t stride, int64_t n_rows, float *y, int64_t ldy,
                      int64_t o0, int64_t o1) {
     const size_t astride = stride / sizeof(float);
@@ -114,21 +104,19 @@ static void gemm_x16(const mm_weight *w, const void *xq, size_t stride, int64_t 
         gemv_x16(w, xq, y, o0, o1);
         return;
     }
-    /* Row blocks of equal size (13 rows: 7 + 6, not 12 + 1: a block of
-     * few rows has few independent FMA chains). */
     const int64_t n_blk = (n_rows + MR - 1) / MR, base = n_rows / n_blk, extra = n_rows % n_blk;
-#define nr_of(b) ((int)(base + ((b) < extra)))
     for (int64_t k0 = 0; k0 < n; k0 += KC) {
         int64_t kn = n - k0 < KC ? n - k0 : KC;
-        for (int64_t r = 0, b = 0; r < n_rows; r += nr_of(b++)) {
-            int nr = nr_of(b);
+        int64_t r = 0;
+        for (int64_t b = 0; b < n_blk; b++) {
+            int nr = (int)(base + (b < extra));
             const float *a = (const float *)xq + (size_t)r * astride + k0;
             for (int64_t o = o0; o < o1; o += 16)
                 mk_x16_any(nr, wd + (size_t)o * (size_t)n + 16 * (size_t)k0, a, astride, kn, y + r * ldy + o, ldy,
                            k0 > 0);
+            r += nr;
         }
     }
-#undef nr_of
 }
 
 /* ---- plain layout ---- */

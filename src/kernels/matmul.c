@@ -1,9 +1,10 @@
 /*
  * matmul.c - y = x W^T over the thread pool (see matmul.h). A call has two
- * phases: convert the activations once into scratch (split by rows), then
- * split the output columns into chunks that the workers take from a shared
- * counter (a core slowed by another process simply takes fewer chunks) and
- * run the level's gemm kernel (matmul_int.h) on each chunk for all rows.
+ * phases: convert the activations once into scratch, then split the output
+ * columns into chunks and run the level's gemm kernel (matmul_int.h) on each
+ * chunk for all rows. In both phases the workers take their share (rows,
+ * then chunks) from a shared counter, so a core slowed by another process
+ * simply takes less, and a worker not running yet is not waited for.
  */
 #include "kernels/matmul.h"
 
@@ -20,6 +21,8 @@
 /* Products of fewer multiply-adds (rows x n_in x n_out, summed over a group)
  * run on the calling thread: waking the pool costs more than they do. */
 #define SMALL_WORK ((int64_t)1 << 17)
+/* Activation rows per claim of the conversion phase. */
+#define CONVERT_ROWS 16
 
 /* One call over up to MM_MAX_GROUP weights that share their input: the
  * chunks of weight i are numbers first[i] .. first[i+1]-1 of one counter. */
@@ -34,7 +37,8 @@ typedef struct mm_call {
     float *y[MM_MAX_GROUP];
     int64_t chunk[MM_MAX_GROUP];
     int64_t first[MM_MAX_GROUP + 1];
-    _Atomic int64_t next;
+    _Atomic int64_t next;     /* next output chunk to compute */
+    _Atomic int64_t next_row; /* next activation row to convert */
 } mm_call;
 
 static void convert_rows(void *arg, int ith, int nth);
@@ -141,8 +145,9 @@ static void run_call(threadpool *tp, mm_call *c, void *scratch) {
         c->first[i + 1] = c->first[i] + (c->w[i]->n_out + c->chunk[i] - 1) / c->chunk[i];
     }
     atomic_store(&c->next, 0);
+    atomic_store(&c->next_row, 0);
     if (c->n_rows < 4 || nth == 1) convert_rows(c, 0, 1);
-    else threadpool_run(tp, convert_rows, c);
+    else threadpool_run_dynamic(tp, convert_rows, c);
     if (nth == 1) compute_chunks(c, 0, 1);
     else threadpool_run_dynamic(tp, compute_chunks, c);
 }
@@ -189,18 +194,27 @@ void mm_forward_group(threadpool *tp, const mm_weight *const *ws, int n_w, const
     run_call(tp, &c, scratch);
 }
 
+/* Converts rows claimed CONVERT_ROWS at a time from a shared counter (a
+ * dynamic run: whoever is running takes the rows, nobody waits for a
+ * descheduled worker). */
 static void convert_rows(void *arg, int ith, int nth) {
+    (void)ith;
+    (void)nth;
     mm_call *c = arg;
-    int64_t per = (c->n_rows + nth - 1) / nth;
-    int64_t r0 = per * ith, r1 = r0 + per < c->n_rows ? r0 + per : c->n_rows;
     const mm_weight *w = c->w[0];
-    if (c->k->act_rows[w->type]) {
-        if (r0 < r1) c->k->act_rows[w->type](w->type, c->x, w->n_in, c->xq, c->xq_stride, c->n_rows, r0, r1);
-        return;
-    }
+    mm_act_rows_fn act_rows = c->k->act_rows[w->type];
     mm_act_fn act = c->k->act[w->type];
-    for (int64_t r = r0; r < r1; r++)
-        act(w->type, c->x + r * w->n_in, c->xq + (size_t)r * c->xq_stride, w->n_in);
+    for (;;) {
+        int64_t r0 = atomic_fetch_add_explicit(&c->next_row, CONVERT_ROWS, memory_order_relaxed);
+        if (r0 >= c->n_rows) break;
+        int64_t r1 = r0 + CONVERT_ROWS < c->n_rows ? r0 + CONVERT_ROWS : c->n_rows;
+        if (act_rows) {
+            act_rows(w->type, c->x, w->n_in, c->xq, c->xq_stride, c->n_rows, r0, r1);
+            continue;
+        }
+        for (int64_t r = r0; r < r1; r++)
+            act(w->type, c->x + r * w->n_in, c->xq + (size_t)r * c->xq_stride, w->n_in);
+    }
 }
 
 static void compute_chunks(void *arg, int ith, int nth) {

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <unistd.h>
 
 #include "base/error.h"
@@ -49,6 +52,7 @@ static void permute_x16(const mm_weight *w, uint8_t *dst) {
     const dtype_info *ti = dtype_get((uint32_t)w->type);
     int64_t nb = w->n_in / ti->block_size;
     size_t rec_bytes = 16 * (size_t)ti->type_size;
+    void (*fast)(const mm_weight *, int64_t, int64_t, int64_t, uint8_t *) = mm_kernels_get(cpu_level())->x16_pack[w->type];
     for (int64_t g = 0; g < w->n_out / 16; g++) {
         if (w->type == DTYPE_F16) {
             f16_group_from_plain((uint16_t *)(dst + (size_t)g * 16 * w->row_bytes),
@@ -58,6 +62,10 @@ static void permute_x16(const mm_weight *w, uint8_t *dst) {
         const uint8_t *rows[16];
         for (int l = 0; l < 16; l++) rows[l] = (const uint8_t *)w->data + (size_t)(16 * g + l) * w->row_bytes;
         uint8_t *gdst = dst + (size_t)g * 16 * w->row_bytes;
+        if (fast) {
+            fast(w, 16 * g, 0, nb, gdst);
+            continue;
+        }
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk[16];
             for (int l = 0; l < 16; l++) blk[l] = rows[l] + (size_t)b * ti->type_size;
@@ -228,13 +236,34 @@ static void x16_record_from_plain(enum dtype t, uint8_t *rec, const uint8_t *con
 }
 
 /* F16 rows [16g, 16g+16) (plain, row_bytes apart from rows) as X16: element
- * k of the 16 rows at dst[16k .. 16k+15]. */
+ * k of the 16 rows at dst[16k .. 16k+15]. SSE2 (x86-64's baseline) moves 8
+ * elements of 8 rows at a time as an 8 x 8 transpose. */
 static void f16_group_from_plain(uint16_t *dst, const uint8_t *rows, size_t row_bytes, int64_t n_in) {
-    for (int64_t k0 = 0; k0 < n_in; k0 += 64) {
-        int64_t k1 = k0 + 64 < n_in ? k0 + 64 : n_in;
-        for (int l = 0; l < 16; l++) {
-            const uint8_t *src = rows + (size_t)l * row_bytes;
-            for (int64_t k = k0; k < k1; k++) memcpy(&dst[16 * k + l], src + 2 * k, 2);
+    int64_t k = 0;
+#ifdef __SSE2__
+    for (; k + 8 <= n_in; k += 8) {
+        for (int h = 0; h < 2; h++) {
+            __m128i a[8], t[8], u[8];
+            for (int l = 0; l < 8; l++)
+                a[l] = _mm_loadu_si128((const __m128i *)(rows + (size_t)(8 * h + l) * row_bytes + 2 * (size_t)k));
+            for (int l = 0; l < 4; l++) {
+                t[2 * l] = _mm_unpacklo_epi16(a[2 * l], a[2 * l + 1]);
+                t[2 * l + 1] = _mm_unpackhi_epi16(a[2 * l], a[2 * l + 1]);
+            }
+            for (int q = 0; q < 2; q++) { /* rows 0-3 (q 0) and 4-7 (q 1) */
+                u[4 * q] = _mm_unpacklo_epi32(t[4 * q], t[4 * q + 2]);
+                u[4 * q + 1] = _mm_unpackhi_epi32(t[4 * q], t[4 * q + 2]);
+                u[4 * q + 2] = _mm_unpacklo_epi32(t[4 * q + 1], t[4 * q + 3]);
+                u[4 * q + 3] = _mm_unpackhi_epi32(t[4 * q + 1], t[4 * q + 3]);
+            }
+            for (int m = 0; m < 4; m++) { /* u[m] holds elements 2m, 2m+1 of rows 0-3 */
+                __m128i *out = (__m128i *)(dst + 16 * (k + 2 * m) + 8 * h);
+                _mm_storeu_si128(out, _mm_unpacklo_epi64(u[m], u[4 + m]));
+                _mm_storeu_si128(out + 2, _mm_unpackhi_epi64(u[m], u[4 + m]));
+            }
         }
     }
+#endif
+    for (; k < n_in; k++)
+        for (int l = 0; l < 16; l++) memcpy(&dst[16 * k + l], rows + (size_t)l * row_bytes + 2 * (size_t)k, 2);
 }

@@ -336,16 +336,9 @@ static void store_kv(const fwd *f, uint32_t t, const float *k, const float *v) {
     const size_t row = ((size_t)block * kv->block_size + pos % kv->block_size) * n;
     char *kl = (char *)kv->data + (size_t)2 * f->il * kv->layer_bytes;
     char *vl = kl + kv->layer_bytes;
-    if (kv->type == DTYPE_F16) {
-        uint16_t *kd = (uint16_t *)kl + row, *vd = (uint16_t *)vl + row;
-        for (size_t i = 0; i < n; i++) {
-            kd[i] = f32_to_fp16(k[i]);
-            vd[i] = f32_to_fp16(v[i]);
-        }
-    } else {
-        memcpy((float *)kl + row, k, n * sizeof(float));
-        memcpy((float *)vl + row, v, n * sizeof(float));
-    }
+    const size_t elem = kv->type == DTYPE_F16 ? 2 : 4;
+    attn_store_row(kv->type, kl + row * elem, k, (uint32_t)n);
+    attn_store_row(kv->type, vl + row * elem, v, (uint32_t)n);
 }
 
 /* Reads n bytes at off; 0, or -1 on an error or end of file. */

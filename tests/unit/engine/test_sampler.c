@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
@@ -184,6 +185,52 @@ Test(sampler, greedy_ties_lowest_id) {
     cr_assert_eq(sampler_sample(s, &p, L, NULL, NULL, &r), 1);
     cr_assert_eq(r.token, 1);
     sampler_free(s);
+}
+
+/* The index of `best = 0; for i: if (x[i] > x[best]) best = i`. */
+static uint32_t argmax_loop(const float *x, uint32_t n) {
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* Greedy without a candidate list picks exactly what the plain loop picks:
+ * the first of tied maxima, the maximum in the tail past a multiple of 8,
+ * NaNs never (0 when the first logit is NaN), -0 and +0 as equals, all
+ * -inf. Vocabulary sizes around the 8-wide unroll and a real one. */
+Test(sampler, greedy_argmax_matches_the_plain_loop) {
+    const uint32_t sizes[] = {1, 7, 8, 9, 15, 16, 17, 31, 32000, 32003};
+    uint64_t st = 99;
+    float *x = malloc(32003 * sizeof(float));
+    cr_assert(x);
+    inferd_sampling_params p = inferd_sampling_default_params();
+    p.temperature = 0;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        const uint32_t n = sizes[si];
+        sampler *s;
+        cr_assert_eq(sampler_new(n, &s), 0);
+        for (int trial = 0; trial < 40; trial++) {
+            /* Few distinct values, so ties are common. */
+            for (uint32_t i = 0; i < n; i++) x[i] = (float)(splitmix64(&st) % 5) - 2.0f;
+            const uint32_t at = (uint32_t)(splitmix64(&st) % n), at2 = (uint32_t)(splitmix64(&st) % n);
+            switch (trial % 8) {
+            case 1: x[at] = 7.0f; x[at2] = 7.0f; break;          /* two tied maxima */
+            case 2: x[n - 1] = 9.0f; break;                       /* max in the tail */
+            case 3: x[at] = NAN; x[at2] = 5.0f; break;            /* NaN elsewhere */
+            case 4: x[0] = NAN; x[at2] = 5.0f; break;             /* NaN first */
+            case 5: for (uint32_t i = 0; i < n; i++) x[i] = (i & 1) ? 0.0f : -0.0f; break;
+            case 6: for (uint32_t i = 0; i < n; i++) x[i] = -INFINITY; break;
+            case 7: x[at] = INFINITY; x[at2] = -INFINITY; break;
+            default: break;
+            }
+            const int32_t got = sampler_sample(s, &p, x, NULL, NULL, NULL);
+            cr_assert_eq(got, (int32_t)argmax_loop(x, n), "n %u trial %d: %d vs %u", n, trial,
+                         got, argmax_loop(x, n));
+        }
+        sampler_free(s);
+    }
+    free(x);
 }
 
 Test(sampler, seeded_draws_reproducible_and_distributed) {

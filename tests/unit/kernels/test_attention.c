@@ -165,3 +165,48 @@ Test(attention, load_row_reads_through_the_block_table) {
     attn_load_row(&a, s.kh, s.tables[2], 6, 0, r);
     for (int i = 0; i < HD; i++) cr_assert_eq(r[i], fp16_to_f32(s.kh[(((size_t)s.tables[2][1] * BS + 2) * N_KV) * HD + i]));
 }
+
+/* attn_store_row at every level this CPU has: f16 rows bit-identical to
+ * f32_to_fp16 over the whole float range (normals of every exponent,
+ * values halfway between two halves, overflow to infinity, f16 subnormals,
+ * f32 subnormals, zeros, infinities, NaNs with payloads, in vectors with
+ * and without a NaN), lengths with SIMD tails; f32 rows copied. */
+Test(attention, store_row_matches_f32_to_fp16) {
+    enum { N = 4099 };
+    static float src[N];
+    static uint16_t got[N];
+    uint64_t st = 5;
+    for (int i = 0; i < N; i++) {
+        uint32_t bits = (uint32_t)splitmix64(&st);
+        switch (i % 7) {
+        case 1: bits = (bits & 0x80000000u) | (0x38000000u + (bits & 0x07ffffffu)); break; /* near f16 range */
+        case 2: bits = (bits & 0x8fffe000u) | 0x00001000u | 0x38000000u; break;          /* halfway */
+        case 3: bits = (bits & 0x807fffffu) | 0x33000000u; break;                        /* f16 subnormal */
+        default: break;
+        }
+        memcpy(&src[i], &bits, sizeof bits);
+    }
+    const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, 65504.0f, 65520.0f, 65519.99f,
+                             -65520.0f, 5.9604645e-8f, 2.9802322e-8f, 2.9802326e-8f, 1e-40f};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) src[100 + i] = special[i];
+    const uint32_t nan_bits[] = {0x7fc00000u, 0xffc00001u, 0x7f800001u, 0x7fbfffffu};
+    for (size_t i = 0; i < 4; i++) memcpy(&src[200 + 17 * i], &nan_bits[i], 4);
+    const enum cpu_level best = cpu_best_level();
+    const uint32_t lens[] = {N, 1, 7, 8, 15, 16, 17, 33};
+    for (int l = 0; l <= (int)best; l++) {
+        cr_assert_eq(cpu_set_level((enum cpu_level)l), 0);
+        for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+            memset(got, 0xa5, sizeof got);
+            attn_store_row(DTYPE_F16, got, src, lens[k]);
+            for (uint32_t i = 0; i < lens[k]; i++)
+                cr_assert_eq(got[i], f32_to_fp16(src[i]), "%s n %u [%u] %a: %04x vs %04x",
+                             cpu_level_name((enum cpu_level)l), lens[k], i, (double)src[i],
+                             got[i], f32_to_fp16(src[i]));
+            if (lens[k] < N) cr_assert_eq(got[lens[k]], 0xa5a5, "wrote past n");
+        }
+    }
+    cpu_set_level(best);
+    static float f32[N];
+    attn_store_row(DTYPE_F32, f32, src, N);
+    cr_assert_eq(memcmp(f32, src, sizeof f32), 0);
+}

@@ -1,9 +1,10 @@
 /*
  * test_attention_levels.c - the SIMD attention items (AVX2, AVX-512) against
  * the plain-C reference at model-like shapes: head_dim 64 and 128 (the
- * unrolled AVX-512 copies) and 48 (the generic one), GQA groups of 1, 4 and
- * 8, contexts of up to 150 positions (many 16-position chunks, a partial
- * last one), keys that grow with position (the running max moves in later
+ * unrolled AVX-512 copies) and 48 (the generic one), GQA groups of 1, 4, 8
+ * and 64 (the largest), more query heads than one AVX-512 pass holds,
+ * contexts of up to 150 positions (many 16-position chunks, a partial last
+ * one), keys that grow with position (the running max moves in later
  * chunks), f32 and f16 pools, and uneven thread splits. A level this CPU
  * lacks is skipped with a printed reason.
  */
@@ -184,3 +185,8 @@ Test(attention_levels, head_dim_64_no_gqa) { check_shape(4, 4, 64); }
 Test(attention_levels, head_dim_64_group_4) { check_shape(8, 2, 64); }
 Test(attention_levels, head_dim_128_group_8) { check_shape(8, 1, 128); }
 Test(attention_levels, head_dim_48_group_2) { check_shape(4, 2, 48); }
+/* The largest GQA group (ATTN_MAX_GROUP query heads on one KV head), and
+ * more query heads than one pass of the AVX-512 item keeps (it goes in
+ * passes of ATTN_MAX_GROUP). */
+Test(attention_levels, largest_group) { check_shape(ATTN_MAX_GROUP, 1, 64); }
+Test(attention_levels, heads_beyond_one_pass) { check_shape(ATTN_MAX_GROUP + 16, ATTN_MAX_GROUP + 16, 64); }

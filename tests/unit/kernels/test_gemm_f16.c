@@ -7,7 +7,9 @@
  * weights and the f32 activations (the F16 contract: f32 activations, fp32
  * accumulation) and against the reference level (mm_gemm_ref, which rounds
  * activations to fp16). Also: the in-place repack (neighbouring bytes kept,
- * rows read back exactly, every level gives the plain layout's products).
+ * rows read back exactly, every level gives the plain layout's products:
+ * this covers the AVX2 level's X16 kernel, gemm_f16_avx2.c),
+ * and mm_weights_repack over several weights of one mapping.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "inferd.h"
 #include "kernels/cpu.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
@@ -122,6 +125,10 @@ static void compare_f(const f16_problem *p, const float *got, const float *want,
     free(w);
 }
 
+/* The bound for the current level against the exact product: the levels
+ * below AVX-512 round activations to fp16 as the reference does. */
+static double tol_now(void) { return cpu_level() >= CPU_AVX512 ? TOL_EXACT : TOL_REF; }
+
 static int have_avx512(void) {
     if (cpu_best_level() >= CPU_AVX512) return 1;
     printf("skip: this CPU lacks the avx512 kernels (best is %s)\n", cpu_level_name(cpu_best_level()));
@@ -196,7 +203,7 @@ Test(gemm_f16, gemm_rows) {
  * bytes kept, every row read back bit for bit, and every level this CPU has
  * gives the same products as on the plain layout. */
 Test(gemm_f16, repack_in_place_and_rows) {
-    const int64_t shapes[][3] = {{96, 48, 5}, {33, 32, 3}, {2560, 16, 2}, {64, 40, 2}};
+    const int64_t shapes[][3] = {{96, 48, 5}, {33, 32, 3}, {2560, 16, 2}, {64, 40, 2}, {300, 64, 13}, {33, 48, 1}, {2560, 32, 1}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         f16_problem p;
         make(&p, shapes[s][0], shapes[s][1], shapes[s][2], 7 + s);
@@ -281,4 +288,85 @@ Test(gemm_f16, group_equals_separate_calls) {
     }
     threadpool_free(tp);
     cpu_set_level(cpu_best_level());
+}
+
+/* mm_weights_repack: F16 weights close together on one mapping (one run,
+ * with a weight that has no X16 layout between them) and one far away (its
+ * own run): every byte outside the repacked weights keeps its value, the
+ * weights read back and compute as before. */
+Test(gemm_f16, repack_many) {
+    const int64_t n_in = 96, n_outs[4] = {32, 40, 48, 16};
+    const size_t offs[4] = {100, 100 + 6144 + 3000, 100 + 6144 + 3000 + 7680 + 64, (size_t)3 << 20};
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t len = (offs[3] + n_in * n_outs[3] * 2 + page) / page * page;
+    uint8_t *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(map, MAP_FAILED);
+    for (size_t i = 0; i < len; i++) map[i] = (uint8_t)(i * 13);
+    f16_problem p[4];
+    mm_weight w[4], *ws[4];
+    uint8_t *owned = calloc(len, 1); /* 1 where a repackable weight's byte lies */
+    char err[256];
+    for (int i = 0; i < 4; i++) {
+        make(&p[i], n_in, n_outs[i], 3, 900 + (uint64_t)i);
+        memcpy(map + offs[i], p[i].w, sizeof(uint16_t) * n_in * n_outs[i]);
+        if (n_outs[i] % 16 == 0) memset(owned + offs[i], 1, sizeof(uint16_t) * n_in * n_outs[i]);
+        cr_assert_eq(mm_weight_init(&w[i], DTYPE_F16, n_in, n_outs[i], map + offs[i], err, sizeof err), 0, "%s", err);
+        ws[i] = &w[i];
+    }
+    cr_assert_eq(mprotect(map, len, PROT_READ), 0);
+    uint8_t *before = malloc(len);
+    memcpy(before, map, len);
+    cr_assert_eq(mm_weights_repack(ws, 4, err, sizeof err), 0, "%s", err);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(w[i].layout, n_outs[i] % 16 ? MM_LAYOUT_PLAIN : MM_LAYOUT_X16, "weight %d", i);
+    for (size_t i = 0; i < len; i++)
+        if (!owned[i]) cr_assert_eq(map[i], before[i], "byte %zu outside the weights changed", i);
+    cr_assert_eq(cpu_set_level(cpu_best_level()), 0);
+    float row[96];
+    for (int i = 0; i < 4; i++) {
+        for (int64_t o = 0; o < n_outs[i]; o++) {
+            mm_weight_get_row(&w[i], o, row);
+            for (int64_t k = 0; k < n_in; k++)
+                cr_assert_eq(row[k], fp16_to_f32(p[i].w[o * n_in + k]), "weight %d row %lld", i, (long long)o);
+        }
+        float *y = forward(&w[i], &p[i], NULL);
+        compare(&p[i], y, p[i].exact, tol_now(), "repacked together vs exact");
+        free(y);
+        mm_weight_release(&w[i]);
+        unmake(&p[i]);
+    }
+    free(before);
+    free(owned);
+    munmap(map, len);
+}
+
+/* A 5.8 MiB weight over several 2 MiB huge pages, its 16-row groups (128 KiB
+ * + 48 B) straddling the page boundaries: every row reads back exactly and
+ * the products match the exact ones. */
+Test(gemm_f16, repack_large) {
+    f16_problem p;
+    make(&p, 4104, 16 * 44, 2, 4242);
+    mapped m;
+    map_weights(&m, &p);
+    mm_weight w;
+    char err[256];
+    cr_assert_eq(mm_weight_init(&w, DTYPE_F16, p.n_in, p.n_out, m.data, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(mm_weight_repack(&w, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(w.layout, MM_LAYOUT_X16);
+    check_pattern(&m);
+    float *row = malloc(sizeof(float) * p.n_in);
+    for (int64_t o = 0; o < p.n_out; o++) {
+        mm_weight_get_row(&w, o, row);
+        for (int64_t k = 0; k < p.n_in; k++)
+            cr_assert_eq(row[k], fp16_to_f32(p.w[o * p.n_in + k]), "row %lld element %lld", (long long)o,
+                         (long long)k);
+    }
+    cr_assert_eq(cpu_set_level(cpu_best_level()), 0);
+    float *y = forward(&w, &p, NULL);
+    compare(&p, y, p.exact, 2 * tol_now(), "large repack vs exact"); /* n_in 4104: twice the sum length */
+    free(y);
+    free(row);
+    mm_weight_release(&w);
+    munmap(m.map, m.len);
+    unmake(&p);
 }

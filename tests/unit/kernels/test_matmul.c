@@ -330,6 +330,39 @@ Test(matmul, repack_many_in_place) {
     munmap(map, len);
 }
 
+/* The repack's permutation is the same bytes whichever level does it (the
+ * AVX-512 level packs with vector transposes, the others in plain C). */
+Test(matmul, repack_same_bytes_at_every_level) {
+    const enum dtype types[] = {DTYPE_Q4_0, DTYPE_Q8_0};
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (size_t t = 0; t < 2; t++) {
+        problem p;
+        problem_make(&p, types[t], 768, 64, 1, 41);
+        size_t len = (p.wbytes + page - 1) / page * page;
+        uint8_t *ref = NULL;
+        for (int l = 0; l <= (int)cpu_best_level(); l++) {
+            uint8_t *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            cr_assert_neq(map, MAP_FAILED);
+            memcpy(map, p.wdata, p.wbytes);
+            cr_assert_eq(cpu_set_level((enum cpu_level)l), 0);
+            mm_weight w;
+            char err[256];
+            cr_assert_eq(mm_weight_init(&w, p.type, p.n_in, p.n_out, map, err, sizeof err), 0, "%s", err);
+            cr_assert_eq(mm_weight_repack(&w, err, sizeof err), 0, "%s", err);
+            cr_assert_eq(w.layout, MM_LAYOUT_X16);
+            if (!ref) ref = map;
+            else {
+                cr_assert_eq(memcmp(map, ref, p.wbytes), 0, "%s level %d", dtype_get(p.type)->name, l);
+                munmap(map, len);
+            }
+            mm_weight_release(&w);
+        }
+        munmap(ref, len);
+        problem_free(&p);
+    }
+    cpu_set_level(cpu_best_level());
+}
+
 Test(matmul, repack_skips_other_shapes) {
     static float data[64 * 17];
     mm_weight w;
