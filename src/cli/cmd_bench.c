@@ -36,7 +36,7 @@
 
 typedef struct opts {
     const char *model, *matmul;
-    int n_prompt, n_gen, reps, n_threads, json, repack;
+    int n_prompt, n_gen, reps, n_threads, json, repack, ubatch;
     int64_t n_in, n_out;
 } opts;
 
@@ -61,13 +61,16 @@ int cmd_bench(int argc, char **argv) {
         {"model", required_argument, NULL, 'm'},   {"matmul", required_argument, NULL, 'M'},
         {"threads", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
         {"n-in", required_argument, NULL, 'I'},    {"n-out", required_argument, NULL, 'O'},
-        {"no-repack", no_argument, NULL, 'R'},     {"help", no_argument, NULL, 'h'},
+        {"no-repack", no_argument, NULL, 'R'},     {"ubatch", required_argument, NULL, 'u'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     opts o = {.n_prompt = 512, .n_gen = 128, .reps = 5, .repack = 1, .n_in = 2048, .n_out = 2048};
     const char *env = getenv("INFERD_THREADS");
     long v;
     if (env && *env && parse_int(env, "INFERD_THREADS", 1, 1024, &v) == 0) o.n_threads = (int)v;
+    env = getenv("INFERD_UBATCH");
+    if (env && *env && parse_int(env, "INFERD_UBATCH", 1, 1 << 20, &v) == 0) o.ubatch = (int)v;
     int c;
     optind = 1;
     opterr = 0;
@@ -82,6 +85,7 @@ int cmd_bench(int argc, char **argv) {
         case 'I': if (parse_int(optarg, "--n-in", 1, 1 << 20, &v)) return 2; o.n_in = v; break;
         case 'O': if (parse_int(optarg, "--n-out", 1, 1 << 20, &v)) return 2; o.n_out = v; break;
         case 'R': o.repack = 0; break;
+        case 'u': if (parse_int(optarg, "--ubatch", 1, 1 << 20, &v)) return 2; o.ubatch = (int)v; break;
         case 'j': o.json = 1; break;
         case 'h': usage(stdout); return 0;
         default:
@@ -102,7 +106,8 @@ int cmd_bench(int argc, char **argv) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: inferd bench --model FILE [-p 512] [-n 128] [-r 5] [--threads N] [--json]\n"
+            "usage: inferd bench --model FILE [-p 512] [-n 128] [-r 5] [--threads N] [--ubatch N]\n"
+            "                    [--json]\n"
             "       inferd bench --matmul TYPE [--n-in 2048] [--n-out 2048] [-p 512] [-r 5]\n"
             "                    [--threads N] [--no-repack] [--json]\n\n"
             "  --model FILE     prefill -p tokens (pp) and decode -n tokens (tg), -r times;\n"
@@ -114,6 +119,8 @@ static void usage(FILE *f) {
             "  -n N             generated tokens (default 128)\n"
             "  -r N             repetitions (default 5)\n"
             "  --threads N      kernel threads (default: physical cores; env INFERD_THREADS)\n"
+            "  --ubatch N       tokens per pass through the layers (default 128; env\n"
+            "                   INFERD_UBATCH): a longer prompt runs in passes of N\n"
             "  --no-repack      keep matmul weights in the file layout\n"
             "  --json           one JSON object on stdout\n"
             "Kernel level: env INFERD_CPU=scalar|avx2|avx512.\n");
@@ -246,6 +253,7 @@ done:
 
 typedef struct run_result {
     double pp[MAX_REPS], tg[MAX_REPS];
+    double pp_cpu[MAX_REPS], tg_cpu[MAX_REPS]; /* tokens per CPU second of the process */
 } run_result;
 
 /* Runs n tokens of sequence 0 starting at position pos0 through the model,
@@ -351,6 +359,7 @@ static int bench_model(const opts *o) {
     model_params mp = model_default_params();
     mp.n_threads = o->n_threads;
     mp.max_batch = n_p > 0 ? n_p : 1;
+    mp.max_ubatch = (uint32_t)o->ubatch;
     double t_load = time_now_s();
     if (model_load(o->model, &mp, &m, err, sizeof err)) {
         fprintf(stderr, "inferd bench: %s\n", err);
@@ -387,20 +396,25 @@ static int bench_model(const opts *o) {
         goto done;
     }
     for (int r = 0; r < o->reps; r++) {
-        double t0 = time_now_s();
+        double t0 = time_now_s(), c0 = cpu_seconds();
         if (n_p && run_tokens(m, kv, blocks, n_blocks, tok, pos, seq, n_p, 0, 0, logits, err, sizeof err)) {
             fprintf(stderr, "inferd bench: %s\n", err);
             goto done;
         }
         res.pp[r] = n_p ? n_p / (time_now_s() - t0) : 0;
+        res.pp_cpu[r] = n_p ? n_p / (cpu_seconds() - c0) : 0;
         t0 = time_now_s();
+        c0 = cpu_seconds();
         if (n_g && run_tokens(m, kv, blocks, n_blocks, tok, pos, seq, n_g, 0, 1, logits, err, sizeof err)) {
             fprintf(stderr, "inferd bench: %s\n", err);
             goto done;
         }
         res.tg[r] = n_g ? n_g / (time_now_s() - t0) : 0;
+        res.tg_cpu[r] = n_g ? n_g / (cpu_seconds() - c0) : 0;
     }
     stats sp = stats_of(res.pp, o->reps), sg = stats_of(res.tg, o->reps);
+    stats spc = stats_of(res.pp_cpu, o->reps), sgc = stats_of(res.tg_cpu, o->reps);
+    const size_t scratch_bytes = model_scratch_bytes(m);
     /* Peak RSS before the bandwidth probe's buffer; the probe runs with the
      * model freed, on as many threads. */
     double rss = peak_rss_bytes();
@@ -420,10 +434,12 @@ static int bench_model(const opts *o) {
                    "\"n_prompt\":%u,\"n_gen\":%u,\"reps\":%d,\"pp_tokens_per_s\":%.3f,\"tg_tokens_per_s\":%.3f,"
                    "\"pp_min\":%.3f,\"pp_max\":%.3f,\"tg_min\":%.3f,\"tg_max\":%.3f,"
                    "\"read_bandwidth_bytes_per_s\":%.0f,\"tg_bandwidth_fraction\":%.4f,"
-                   "\"max_rss_bytes\":%.0f,\"kv_bytes\":%zu,\"load_s\":%.3f,\"pp_runs\":[",
+                   "\"pp_cpu_tokens_per_s\":%.3f,\"tg_cpu_tokens_per_s\":%.3f,"
+                   "\"max_rss_bytes\":%.0f,\"kv_bytes\":%zu,\"scratch_bytes\":%zu,\"load_s\":%.3f,"
+                   "\"pp_runs\":[",
                    type, (long long)st.st_size, (unsigned long long)weight_bytes, o->n_threads,
                    cpu_level_name(cpu_level()), n_p, n_g, o->reps, sp.median, sg.median, sp.min, sp.max, sg.min,
-                   sg.max, bw, bw_frac, rss, kv_bytes, t_load);
+                   sg.max, bw, bw_frac, spc.median, sgc.median, rss, kv_bytes, scratch_bytes, t_load);
         for (int r = 0; r < o->reps; r++) buf_printf(&b, "%s%.3f", r ? "," : "", res.pp[r]);
         buf_printf(&b, "],\"tg_runs\":[");
         for (int r = 0; r < o->reps; r++) buf_printf(&b, "%s%.3f", r ? "," : "", res.tg[r]);
@@ -437,11 +453,15 @@ static int bench_model(const opts *o) {
         if (n_g)
             buf_printf(&b, "  tg%-5u %9.2f t/s  (min %.2f, max %.2f, %d runs)\n", n_g, sg.median, sg.min, sg.max,
                        o->reps);
+        if (o->n_threads == 1)
+            buf_printf(&b, "  per CPU second: pp %.2f t/s, tg %.2f t/s\n", spc.median, sgc.median);
         buf_printf(&b, "  read bandwidth %.1f GB/s (%d threads); decode moves %.1f GB/s = %.0f%%\n", bw / 1e9,
                    o->n_threads,
                    sg.median * (double)weight_bytes / 1e9, 100 * bw_frac);
-        buf_printf(&b, "  peak RSS %.1f MiB (weights %.1f MiB + KV %.1f MiB)\n", rss / (1 << 20),
-                   (double)weight_bytes / (1 << 20), (double)kv_bytes / (1 << 20));
+        buf_printf(&b, "  peak RSS %.1f MiB (file %.1f MiB + KV %.1f MiB = %.3fx; weights %.1f MiB, scratch "
+                   "%.1f MiB)\n", rss / (1 << 20), (double)st.st_size / (1 << 20), (double)kv_bytes / (1 << 20),
+                   rss / ((double)st.st_size + (double)kv_bytes), (double)weight_bytes / (1 << 20),
+                   (double)scratch_bytes / (1 << 20));
     }
     fputs(b.data ? b.data : "", stdout);
     buf_free(&b);

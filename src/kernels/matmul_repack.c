@@ -87,7 +87,8 @@ static int by_address(const void *a, const void *b) {
  * range) by fresh anonymous ones with the same bytes, except that the weights
  * with an X16 layout are permuted into it. The old pages are paged out as
  * the copy passes them (MADV_PAGEOUT: clean file pages leave memory, nothing
- * is lost), so resident memory stays about flat. */
+ * is lost; MADV_DONTNEED for those another process maps too), so resident
+ * memory stays about flat. */
 static int repack_span(mm_weight *const *ws, int n, uintptr_t p0, uintptr_t p1, size_t page, char *err,
                        size_t err_size) {
     size_t len = p1 - p0;
@@ -112,7 +113,12 @@ static int repack_span(mm_weight *const *ws, int n, uintptr_t p0, uintptr_t p1, 
         /* Every later weight starts at or past `copied` (ascending order):
          * the whole old pages below it are not read again. */
         uintptr_t drop = copied & ~(uintptr_t)(page - 1);
-        if (drop > p0 && (i + 1 == n || (i & 7) == 7)) madvise((void *)p0, drop - p0, MADV_PAGEOUT);
+        if (drop > p0 && (i + 1 == n || (i & 7) == 7)) {
+            madvise((void *)p0, drop - p0, MADV_PAGEOUT);
+            /* Pages another process also maps are not paged out: unmap
+             * them from this process at least (the file still has them). */
+            madvise((void *)p0, drop - p0, MADV_DONTNEED);
+        }
     }
     if (p1 > copied) memcpy(fresh + (copied - p0), (const void *)copied, p1 - copied);
     if (mremap(fresh, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)p0) == MAP_FAILED) {

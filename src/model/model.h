@@ -70,9 +70,15 @@ typedef struct model_hparams {
 typedef struct model_params {
     int n_threads;          /* kernel worker threads; 0 = number of online CPUs */
     uint32_t max_batch;     /* tokens per forward to reserve scratch for (0 = 512) */
+    uint32_t max_ubatch;    /* tokens per pass through the layers (0 = MODEL_UBATCH): a
+                             * larger batch runs in passes of this many, so the scratch
+                             * holds min(max_batch, max_ubatch) tokens */
 } model_params;
 
-/* Defaults: n_threads 0 (all cores), max_batch 512. */
+/* Default tokens per pass (model_params.max_ubatch). */
+#define MODEL_UBATCH 128
+
+/* Defaults: n_threads 0 (all cores), max_batch 512, max_ubatch MODEL_UBATCH. */
 model_params model_default_params(void);
 
 /* Opens the GGUF at path, checks the architecture, hyper-parameters and every
@@ -93,12 +99,16 @@ const tokenizer *model_get_tokenizer(const model *m);
 /* tokenizer.chat_template (NUL-terminated), or NULL when the file has none. */
 const char *model_chat_template(const model *m);
 
-/* Reserves scratch for forwards of up to max_tokens tokens (one allocation;
- * model_forward never allocates for batches within it). Returns 0,
- * INFERD_EINVAL for 0, or INFERD_ENOMEM (the old reservation is kept). */
+/* Reserves scratch for forwards of up to max_tokens tokens (one allocation
+ * holding min(max_tokens, max_ubatch) tokens; model_forward never allocates
+ * for batches within it). Returns 0, INFERD_EINVAL for 0, or INFERD_ENOMEM
+ * (the old reservation is kept). */
 int model_reserve(model *m, uint32_t max_tokens);
 /* Tokens per forward currently reserved. */
 uint32_t model_max_batch(const model *m);
+
+/* Bytes of the forward pass's scratch allocation (activations of one pass). */
+size_t model_scratch_bytes(const model *m);
 
 /* ---- KV storage ---- */
 
@@ -149,8 +159,13 @@ typedef struct model_batch {
  * Returns 0; INFERD_EINVAL (token id, position, seq index or block out of
  * range, n_tokens 0) or INFERD_ENOMEM (batch above the reservation and growing
  * failed) with a message; the pool may then hold partial writes for this
- * batch's positions only. Batches above model_max_batch grow the scratch
- * once (model_reserve). */
+ * batch's positions only. Batches above model_max_batch grow the reservation
+ * once (model_reserve). A batch above max_ubatch tokens runs through the
+ * layers in consecutive passes of max_ubatch tokens (each pass's K/V is in the
+ * pool before the next pass attends); every row's arithmetic is independent
+ * of the other rows, so logits and K/V equal a single pass bit for bit. A
+ * batch in which some sequence's positions do not increase in batch order
+ * cannot be cut that way and runs in one pass (growing the scratch to it). */
 int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, char *err,
                   size_t err_size);
 

@@ -20,9 +20,11 @@
  * same pool, or run on the calling thread when they are too small to repay
  * waking it (decode of one token).
  */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/error.h"
 #include "base/util.h"
@@ -45,9 +47,12 @@ typedef struct fwd {
     model *m;
     kv_pool *kv;
     const model_batch *b;
+    uint32_t t0;      /* batch index of the pass's first token */
+    uint32_t n_tok;   /* tokens in the pass */
     enum stage stage;
     uint32_t il;      /* current layer */
     uint32_t n_rows;  /* rows of the residual stream being processed */
+    int io_error;     /* set (atomically) when an embedding row cannot be read */
     attn_args attn;
 } fwd;
 
@@ -64,12 +69,12 @@ static void stage(fwd *f, enum stage st) {
     const model_hparams *hp = &f->m->hp;
     f->stage = st;
     uint32_t rows = f->n_rows;
-    if (st == STAGE_EMBED || st == STAGE_QKV || st == STAGE_ATTN) rows = f->b->n_tokens;
+    if (st == STAGE_EMBED || st == STAGE_QKV || st == STAGE_ATTN) rows = f->n_tok;
     uint64_t work = (uint64_t)rows * (hp->n_embd + hp->n_ff);
     uint64_t limit = SMALL_STAGE;
     if (st == STAGE_ATTN) {
         work = 0;
-        for (uint32_t t = 0; t < rows; t++) work += (uint64_t)f->b->pos[t] + 1;
+        for (uint32_t t = 0; t < rows; t++) work += (uint64_t)f->b->pos[f->t0 + t] + 1;
         work *= (uint64_t)hp->n_head * hp->head_dim * 2;
         limit = SMALL_ATTN;
     }
@@ -81,10 +86,10 @@ static size_t align64(size_t n) {
     return (n + 63) & ~(size_t)63;
 }
 
-int model_reserve(model *m, uint32_t max_tokens) {
-    if (max_tokens == 0) return INFERD_EINVAL;
+/* Replaces the scratch with one holding n tokens per pass. */
+static int scratch_alloc(model *m, uint32_t n_tok) {
     const model_hparams *hp = &m->hp;
-    const size_t n = max_tokens;
+    const size_t n = n_tok;
     const size_t nq = (size_t)hp->n_head * hp->head_dim, nkv = (size_t)hp->n_head_kv * hp->head_dim;
     size_t mm = mm_scratch_bytes(&m->output, (int64_t)n);
     for (uint32_t il = 0; il < hp->n_layer; il++) {
@@ -95,29 +100,54 @@ int model_reserve(model *m, uint32_t max_tokens) {
             if (b > mm) mm = b;
         }
     }
+    /* q, k, v, att and gate, up: one region, two uses (model_int.h). */
+    const size_t attn_part[] = {n * nq * 4, n * nkv * 4, n * nkv * 4, n * nq * 4};
+    const size_t ffn_part[] = {n * hp->n_ff * 4, n * hp->n_ff * 4};
+    size_t attn_bytes = 0, ffn_bytes = 0;
+    for (size_t i = 0; i < 4; i++) attn_bytes += align64(attn_part[i]);
+    for (size_t i = 0; i < 2; i++) ffn_bytes += align64(ffn_part[i]);
     const size_t sizes[] = {
-        n * hp->n_embd * 4, n * hp->n_embd * 4, n * nq * 4, n * nkv * 4, n * nkv * 4,
-        n * nq * 4, n * hp->n_ff * 4, n * hp->n_ff * 4, n * hp->n_rot * 4, n * 4,
-        n * sizeof(uint32_t *), mm,
+        n * hp->n_embd * 4, n * hp->n_embd * 4, n * hp->n_rot * 4,
+        attn_bytes > ffn_bytes ? attn_bytes : ffn_bytes, n * 4, n * sizeof(uint32_t *), mm,
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += align64(sizes[i]);
     char *base = aligned_zalloc(total, 64);
     if (!base) return INFERD_ENOMEM;
-    model_scratch_free(&m->s);
     model_scratch *s = &m->s;
+    aligned_free(s->base);
     s->base = base;
-    s->max_batch = max_tokens;
+    s->bytes = total;
+    s->n_tok = n_tok;
+    float *shared = NULL;
     void **slots[] = {
-        (void **)&s->x, (void **)&s->xn, (void **)&s->q, (void **)&s->k,
-        (void **)&s->v, (void **)&s->att, (void **)&s->gate, (void **)&s->up,
-        (void **)&s->rope, (void **)&s->rows, (void **)&s->tables, &s->mm,
+        (void **)&s->x, (void **)&s->xn, (void **)&s->rope, (void **)&shared,
+        (void **)&s->rows, (void **)&s->tables, &s->mm,
     };
     size_t off = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *slots[i] = base + off;
         off += align64(sizes[i]);
     }
+    char *p = (char *)shared;
+    s->q = (float *)p;
+    s->k = (float *)(p += align64(attn_part[0]));
+    s->v = (float *)(p += align64(attn_part[1]));
+    s->att = (float *)(p + align64(attn_part[2]));
+    s->gate = shared;
+    s->up = (float *)((char *)shared + align64(ffn_part[0]));
+    return 0;
+}
+
+int model_reserve(model *m, uint32_t max_tokens) {
+    if (max_tokens == 0) return INFERD_EINVAL;
+    const uint32_t ub = m->params.max_ubatch;
+    const uint32_t n_tok = max_tokens < ub ? max_tokens : ub;
+    if (n_tok != m->s.n_tok) {
+        int rc = scratch_alloc(m, n_tok);
+        if (rc) return rc;
+    }
+    m->s.max_batch = max_tokens;
     return 0;
 }
 
@@ -125,21 +155,25 @@ uint32_t model_max_batch(const model *m) {
     return m->s.max_batch;
 }
 
+size_t model_scratch_bytes(const model *m) {
+    return m->s.bytes;
+}
+
 void model_scratch_free(model_scratch *s) {
     aligned_free(s->base);
+    free(s->last_pos);
     memset(s, 0, sizeof(*s));
 }
 
 /* Checks every index the batch carries against the model and the pool. */
-static int check_batch(const model *m, const kv_pool *kv, const model_batch *b, uint32_t *n_out,
-                       char *err, size_t err_size) {
+static int check_batch(const model *m, const kv_pool *kv, const model_batch *b, char *err,
+                       size_t err_size) {
     if (b->n_tokens == 0 || !b->tokens || !b->pos || !b->seq || !b->seqs || b->n_seqs == 0)
         return err_set(err, err_size, INFERD_EINVAL,
                        "model: empty batch (%u tokens, %u sequences)", b->n_tokens, b->n_seqs);
     if (kv->n_layer != m->hp.n_layer || kv->n_head_kv != m->hp.n_head_kv ||
         kv->head_dim != m->hp.head_dim)
         return err_set(err, err_size, INFERD_EINVAL, "model: the KV pool was made for another model");
-    uint32_t n = 0;
     for (uint32_t t = 0; t < b->n_tokens; t++) {
         const int32_t id = b->tokens[t], pos = b->pos[t], s = b->seq[t];
         if (id < 0 || (uint32_t)id >= m->hp.n_vocab)
@@ -154,7 +188,6 @@ static int check_batch(const model *m, const kv_pool *kv, const model_batch *b, 
             return err_set(err, err_size, INFERD_EINVAL,
                            "model: token %u has position %d, beyond its sequence's %u blocks of %u",
                            t, pos, sq->n_blocks, kv->block_size);
-        if (!b->want_logits || b->want_logits[t]) n++;
     }
     for (uint32_t s = 0; s < b->n_seqs; s++) {
         const model_seq *sq = &b->seqs[s];
@@ -165,39 +198,59 @@ static int check_batch(const model *m, const kv_pool *kv, const model_batch *b, 
                                sq->blocks[i], kv->n_blocks);
         }
     }
-    *n_out = b->want_logits ? n : 1;
     return 0;
 }
 
-int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, char *err,
-                  size_t err_size) {
-    uint32_t n_out = 0;
-    int rc = check_batch(m, kv, b, &n_out, err, err_size);
-    if (rc) return rc;
-    if (b->n_tokens > m->s.max_batch && (rc = model_reserve(m, b->n_tokens)) != 0)
-        return err_set(err, err_size, rc, "model: cannot grow scratch to %u tokens", b->n_tokens);
+/* 1 when every sequence's positions increase strictly in batch order: then
+ * any cut into consecutive passes leaves each position a token attends to
+ * written by its own or an earlier pass. 0 otherwise; -1 out of memory. */
+static int splittable(model_scratch *s, const model_batch *b) {
+    if (b->n_seqs > s->n_last_pos) {
+        int32_t *p = realloc(s->last_pos, (size_t)b->n_seqs * sizeof *p);
+        if (!p) return -1;
+        s->last_pos = p;
+        s->n_last_pos = b->n_seqs;
+    }
+    for (uint32_t i = 0; i < b->n_seqs; i++) s->last_pos[i] = -1;
+    for (uint32_t t = 0; t < b->n_tokens; t++) {
+        int32_t *last = &s->last_pos[b->seq[t]];
+        if (b->pos[t] <= *last) return 0;
+        *last = b->pos[t];
+    }
+    return 1;
+}
 
+/* One pass over tokens [t0, t0 + n) of b: K/V into the pool, then the logits
+ * of the pass's rows that want them into logits (in batch order); *n_out
+ * gets the number of logit rows written. Returns 0, or INFERD_EIO when an
+ * embedding row cannot be read from the file (nothing written then). */
+static int forward_pass(model *m, kv_pool *kv, const model_batch *b, uint32_t t0, uint32_t n,
+                        float *logits, uint32_t *n_out, char *err, size_t err_size) {
     const model_hparams *hp = &m->hp;
     model_scratch *s = &m->s;
-    const uint32_t T = b->n_tokens;
     const size_t nq = (size_t)hp->n_head * hp->head_dim;
+    const uint32_t T = b->n_tokens;
 
-    /* Rows kept for logits, in batch order. */
+    /* Rows kept for logits, in batch order (indices within the pass). */
     uint32_t r = 0;
-    for (uint32_t t = 0; t < T; t++) {
-        if (b->want_logits ? b->want_logits[t] : t == T - 1) s->rows[r++] = t;
+    for (uint32_t t = 0; t < n; t++) {
+        if (b->want_logits ? b->want_logits[t0 + t] : t0 + t == T - 1) s->rows[r++] = t;
     }
-    for (uint32_t t = 0; t < T; t++) s->tables[t] = b->seqs[b->seq[t]].blocks;
+    for (uint32_t t = 0; t < n; t++) s->tables[t] = b->seqs[b->seq[t0 + t]].blocks;
 
-    fwd f = {.m = m, .kv = kv, .b = b, .n_rows = T};
+    fwd f = {.m = m, .kv = kv, .b = b, .t0 = t0, .n_tok = n, .n_rows = n};
     f.attn = (attn_args){
-        .n_tokens = T, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+        .n_tokens = n, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
         .head_dim = hp->head_dim, .q = s->q, .q_stride = nq, .out = s->att, .out_stride = nq,
-        .kv_type = kv->type, .block_size = kv->block_size, .pos = b->pos,
+        .kv_type = kv->type, .block_size = kv->block_size, .pos = b->pos + t0,
         .tables = s->tables, .scale = 1.0f / sqrtf((float)hp->head_dim),
     };
 
+    *n_out = 0;
     stage(&f, STAGE_EMBED);
+    if (__atomic_load_n(&f.io_error, __ATOMIC_RELAXED))
+        return err_set(err, err_size, INFERD_EIO,
+                       "model: cannot read token_embd rows from the model file");
     for (uint32_t il = 0; il < hp->n_layer; il++) {
         const model_layer *l = &m->layers[il];
         f.il = il;
@@ -205,7 +258,7 @@ int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, ch
         /* (T, E) -> (T, H*D), (T, Hkv*D), (T, Hkv*D) */
         const mm_weight *qkv[] = {&l->wq, &l->wk, &l->wv};
         float *const qkv_out[] = {s->q, s->k, s->v};
-        mm_forward_group(m->tp, qkv, 3, s->xn, T, qkv_out, s->mm);
+        mm_forward_group(m->tp, qkv, 3, s->xn, n, qkv_out, s->mm);
         stage(&f, STAGE_QKV);
         const char *pool = kv->data;
         f.attn.k = pool + (size_t)2 * il * kv->layer_bytes;
@@ -222,6 +275,7 @@ int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, ch
                        hp->n_embd * sizeof(float));
             }
             f.n_rows = r;
+            if (r == 0) return 0; /* no logits wanted from this pass */
         }
         mm_forward(m->tp, &l->wo, s->att, f.n_rows, s->xn, s->mm); /* (T, H*D) -> (T, E) */
         stage(&f, STAGE_FFN_NORM);
@@ -235,6 +289,40 @@ int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, ch
     }
     stage(&f, STAGE_OUT_NORM);
     mm_forward(m->tp, &m->output, s->xn, r, logits, s->mm); /* (R, E) -> (R, V) */
+    *n_out = r;
+    return 0;
+}
+
+int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, char *err,
+                  size_t err_size) {
+    int rc = check_batch(m, kv, b, err, err_size);
+    if (rc) return rc;
+    const uint32_t T = b->n_tokens;
+    if (T > m->s.max_batch && (rc = model_reserve(m, T)) != 0)
+        return err_set(err, err_size, rc, "model: cannot grow scratch to %u tokens", T);
+    uint32_t per = m->s.n_tok;
+    if (T > per) {
+        int ok = splittable(&m->s, b);
+        if (ok < 0)
+            return err_set(err, err_size, INFERD_ENOMEM, "model: out of memory for %u sequences",
+                           b->n_seqs);
+        if (!ok) {
+            if ((rc = scratch_alloc(m, T)) != 0)
+                return err_set(err, err_size, rc,
+                               "model: cannot grow scratch to %u tokens (a sequence's positions "
+                               "do not increase in batch order, so the batch runs in one pass)", T);
+            per = T;
+        }
+    }
+    const size_t V = m->hp.n_vocab;
+    size_t done = 0; /* logit rows written */
+    for (uint32_t t0 = 0; t0 < T; t0 += per) {
+        const uint32_t n = T - t0 < per ? T - t0 : per;
+        uint32_t r = 0;
+        if ((rc = forward_pass(m, kv, b, t0, n, logits + done * V, &r, err, err_size)) != 0)
+            return rc;
+        done += r;
+    }
     return 0;
 }
 
@@ -242,8 +330,8 @@ int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, ch
 static void store_kv(const fwd *f, uint32_t t, const float *k, const float *v) {
     const kv_pool *kv = f->kv;
     const model_batch *b = f->b;
-    const uint32_t pos = (uint32_t)b->pos[t];
-    const uint32_t block = b->seqs[b->seq[t]].blocks[pos / kv->block_size];
+    const uint32_t pos = (uint32_t)b->pos[f->t0 + t];
+    const uint32_t block = b->seqs[b->seq[f->t0 + t]].blocks[pos / kv->block_size];
     const size_t n = (size_t)kv->n_head_kv * kv->head_dim;
     const size_t row = ((size_t)block * kv->block_size + pos % kv->block_size) * n;
     char *kl = (char *)kv->data + (size_t)2 * f->il * kv->layer_bytes;
@@ -253,12 +341,26 @@ static void store_kv(const fwd *f, uint32_t t, const float *k, const float *v) {
     attn_store_row(kv->type, vl + row * elem, v, (uint32_t)n);
 }
 
+/* Reads n bytes at off; 0, or -1 on an error or end of file. */
+static int pread_full(int fd, void *dst, size_t n, uint64_t off) {
+    char *p = dst;
+    while (n > 0) {
+        ssize_t got = pread(fd, p, n, (off_t)off);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return -1;
+        p += got;
+        n -= (size_t)got;
+        off += (uint64_t)got;
+    }
+    return 0;
+}
+
 static void add_bias(float *x, const float *bias, size_t n) {
     if (bias) op_add(x, x, bias, (uint32_t)n);
 }
 
 static void run_stage(void *arg, int ith, int nth) {
-    const fwd *f = arg;
+    fwd *f = arg;
     const model *m = f->m;
     const model_hparams *hp = &m->hp;
     const model_scratch *s = &m->s;
@@ -273,7 +375,7 @@ static void run_stage(void *arg, int ith, int nth) {
         return;
     }
     uint32_t n_rows = f->n_rows;
-    if (f->stage == STAGE_EMBED || f->stage == STAGE_QKV) n_rows = f->b->n_tokens;
+    if (f->stage == STAGE_EMBED || f->stage == STAGE_QKV) n_rows = f->n_tok;
     const uint32_t per = (n_rows + (uint32_t)nth - 1) / (uint32_t)nth;
     const uint32_t t0 = per * (uint32_t)ith;
     const uint32_t t1 = t0 + per < n_rows ? t0 + per : n_rows;
@@ -284,9 +386,19 @@ static void run_stage(void *arg, int ith, int nth) {
         case STAGE_EMBED: {
             const gguf_tensor *te = m->tok_embd;
             const size_t row_bytes = te->size_bytes / hp->n_vocab;
-            dequantize_row(te->type, (const char *)te->data + (size_t)f->b->tokens[t] * row_bytes,
-                           x, E);
-            op_rope_cache(&m->rope, f->b->pos[t], s->rope + (size_t)t * hp->n_rot);
+            const size_t id = (size_t)f->b->tokens[f->t0 + t];
+            const void *row = (const char *)te->data + id * row_bytes;
+            if (m->embd_fd >= 0) {
+                /* From the file, not the mapping (model_int.h); the raw row
+                 * lands in xn (row_bytes <= 4 E), free until the norm. */
+                if (pread_full(m->embd_fd, xn, row_bytes, m->embd_off + id * row_bytes)) {
+                    __atomic_store_n(&f->io_error, 1, __ATOMIC_RELAXED);
+                    break;
+                }
+                row = xn;
+            }
+            dequantize_row(te->type, row, x, E);
+            op_rope_cache(&m->rope, f->b->pos[f->t0 + t], s->rope + (size_t)t * hp->n_rot);
             break;
         }
         case STAGE_ATTN_NORM:

@@ -24,22 +24,31 @@ typedef struct model_layer {
     mm_weight w_down;  /* (n_ff -> n_embd) */
 } model_layer;
 
-/* Per-forward scratch, carved from one allocation sized for max_batch tokens. */
+/* Per-pass scratch, carved from one allocation sized for n_tok tokens: a
+ * forward runs its batch through the layers in passes of at most n_tok
+ * tokens (micro-batches), so the scratch does not grow with the batch. q, k,
+ * v and att (live from the Q/K/V product to the output projection) share
+ * their bytes with gate and up (live from the gate/up product to the down
+ * projection). */
 typedef struct model_scratch {
-    uint32_t max_batch;
-    void *base;        /* owned, the single allocation */
-    float *x;          /* (max_batch, n_embd) residual stream */
-    float *xn;         /* (max_batch, n_embd) normed input of a sub-layer */
-    float *q;          /* (max_batch, n_head * head_dim) */
-    float *k;          /* (max_batch, n_head_kv * head_dim) */
-    float *v;          /* (max_batch, n_head_kv * head_dim) */
-    float *att;        /* (max_batch, n_head * head_dim) attention output */
-    float *gate;       /* (max_batch, n_ff) */
-    float *up;         /* (max_batch, n_ff) */
-    float *rope;       /* (max_batch, n_rot) cos/sin per token */
-    uint32_t *rows;    /* (max_batch) batch indices of the rows kept for logits */
-    const uint32_t **tables; /* (max_batch) block table of each token's sequence */
-    void *mm;          /* matmul scratch (largest mm_scratch_bytes) */
+    uint32_t max_batch; /* batch size reserved for (model_max_batch) */
+    uint32_t n_tok;     /* tokens one pass holds */
+    size_t bytes;       /* size of the allocation */
+    void *base;         /* owned, the single allocation */
+    float *x;           /* (n_tok, n_embd) residual stream */
+    float *xn;          /* (n_tok, n_embd) normed input of a sub-layer */
+    float *rope;        /* (n_tok, n_rot) cos/sin per token */
+    float *q;           /* (n_tok, n_head * head_dim)     } shared region */
+    float *k;           /* (n_tok, n_head_kv * head_dim)  } */
+    float *v;           /* (n_tok, n_head_kv * head_dim)  } */
+    float *att;         /* (n_tok, n_head * head_dim)     } attention output */
+    float *gate;        /* (n_tok, n_ff)                  } same bytes as q.. */
+    float *up;          /* (n_tok, n_ff)                  } */
+    uint32_t *rows;     /* (n_tok) pass indices of the rows kept for logits */
+    const uint32_t **tables; /* (n_tok) block table of each token's sequence */
+    void *mm;           /* matmul scratch (largest mm_scratch_bytes) */
+    int32_t *last_pos;  /* (n_last_pos) per sequence, to check a batch can be split; owned */
+    uint32_t n_last_pos;
 } model_scratch;
 
 struct model {
@@ -50,6 +59,8 @@ struct model {
     char *chat_template;       /* owned, or NULL */
     threadpool *tp;            /* owned */
     const gguf_tensor *tok_embd; /* (n_vocab, n_embd) rows, any supported type */
+    int embd_fd;               /* owned, or -1: the file, to pread embedding rows from */
+    uint64_t embd_off;         /* file offset of token_embd (with embd_fd) */
     float *output_norm;        /* (n_embd), owned */
     float *rope_freqs;         /* (n_rot / 2), owned, or NULL */
     mm_weight output;          /* (n_embd -> n_vocab): output.weight or token_embd */
@@ -66,7 +77,7 @@ struct kv_pool {
     void *data;                /* owned: for layer l, K at 2*l*layer_bytes, V after it */
 };
 
-/* Frees the scratch (model_scratch.base) and zeroes it. */
+/* Frees the scratch (its allocations) and zeroes it. */
 void model_scratch_free(model_scratch *s);
 
 #endif

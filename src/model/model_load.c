@@ -6,10 +6,15 @@
  * the matmul kernels, loads the tokenizer and starts the thread pool.
  * Everything here is untrusted input: each failure names the key or tensor.
  */
+#include <fcntl.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/error.h"
 #include "base/util.h"
@@ -23,9 +28,11 @@
 
 static int read_hparams(model *m, char *err, size_t err_size);
 static int bind_tensors(model *m, char *err, size_t err_size);
+static void open_embd_reader(model *m, const char *path);
+static void release_load_memory(const model *m);
 
 model_params model_default_params(void) {
-    model_params p = {.n_threads = 0, .max_batch = 512};
+    model_params p = {.n_threads = 0, .max_batch = 512, .max_ubatch = MODEL_UBATCH};
     return p;
 }
 
@@ -35,8 +42,10 @@ int model_load(const char *path, const model_params *p, model **out, char *err,
     *out = NULL;
     model *m = calloc(1, sizeof(*m));
     if (!m) return err_set(err, err_size, INFERD_ENOMEM, "model: out of memory");
+    m->embd_fd = -1;
     m->params = p ? *p : model_default_params();
     if (m->params.max_batch == 0) m->params.max_batch = 512;
+    if (m->params.max_ubatch == 0) m->params.max_ubatch = MODEL_UBATCH;
 
     rc = gguf_open(path, &m->gguf, err, err_size);
     if (rc) goto fail;
@@ -59,6 +68,8 @@ int model_load(const char *path, const model_params *p, model **out, char *err,
                 m->params.max_batch);
         goto fail;
     }
+    open_embd_reader(m, path);
+    release_load_memory(m);
     *out = m;
     return 0;
 fail:
@@ -96,7 +107,37 @@ void model_free(model *m) {
     tok_free(m->tok);
     free(m->chat_template);
     gguf_close(m->gguf);
+    if (m->embd_fd >= 0) close(m->embd_fd);
     free(m);
+}
+
+/* The embedding lookup reads its rows with pread() instead of through the
+ * mapping: a lookup touches one row, but a page fault maps the pages around
+ * it too (the kernel's fault-around, 64 KiB), so a prompt of random ids
+ * would make nearly all of token_embd resident. A tied token_embd is read
+ * whole as the output matrix anyway and keeps using the mapping, as does
+ * every model when the file cannot be reopened (embd_fd -1). */
+static void open_embd_reader(model *m, const char *path) {
+    if (m->hp.tied_output) return;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != gguf_file_size(m->gguf)) {
+        close(fd);
+        return;
+    }
+    m->embd_fd = fd;
+    m->embd_off = gguf_data_offset(m->gguf) + m->tok_embd->offset;
+}
+
+/* Hands back what only the load needed: the pages of the file's metadata
+ * (parsed into the tokenizer and the hyper-parameters; they come back from
+ * the file if read again) and the heap the tokenizer's construction freed. */
+static void release_load_memory(const model *m) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t meta = (size_t)gguf_data_offset(m->gguf) & ~(page - 1);
+    if (meta > 0) madvise((void *)gguf_base(m->gguf), meta, MADV_DONTNEED);
+    malloc_trim(0);
 }
 
 const model_hparams *model_get_hparams(const model *m) {
