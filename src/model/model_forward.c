@@ -61,6 +61,8 @@ static void run_stage(void *arg, int ith, int nth);
 /* Per-token stages below this many float operations (rows x width) run on the
  * calling thread: waking the pool costs more. */
 #define SMALL_STAGE 32768u
+/* Fewest tokens in a pass after a longer one (see model_forward). */
+#define MIN_PASS 3u
 /* Attention below this many multiply-adds (rows x heads x context x D x 2). */
 #define SMALL_ATTN ((uint64_t)1 << 17)
 
@@ -316,8 +318,14 @@ int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, ch
     }
     const size_t V = m->hp.n_vocab;
     size_t done = 0; /* logit rows written */
-    for (uint32_t t0 = 0; t0 < T; t0 += per) {
-        const uint32_t n = T - t0 < per ? T - t0 : per;
+    for (uint32_t t0 = 0, n; t0 < T; t0 += n) {
+        n = T - t0 < per ? T - t0 : per;
+        /* No short last pass after a longer one: the kernels compute
+         * products of fewer than MIN_PASS rows one row at a time, in
+         * another summation order than their tiles for some types (F16: 1
+         * row, K-quants: 1-2 rows), so those rows would not match the single
+         * pass bit for bit. */
+        if (T - t0 > per && T - t0 < per + MIN_PASS && per >= 2 * MIN_PASS) n = T - t0 - MIN_PASS;
         uint32_t r = 0;
         if ((rc = forward_pass(m, kv, b, t0, n, logits + done * V, &r, err, err_size)) != 0)
             return rc;

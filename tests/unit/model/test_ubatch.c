@@ -2,9 +2,11 @@
  * test_ubatch.c - model_forward's passes (micro-batches) on stories260K: a
  * long batch of interleaved sequences run in passes of a few tokens gives
  * the same logits and the same KV pool, bit for bit, as one pass, with f32
- * and f16 caches, and the scratch stays sized for the pass; a batch whose
- * positions go backwards within a sequence runs in one pass (same bits
- * again); embedding rows read from the file past its end fail cleanly.
+ * and f16 caches, and the scratch stays sized for the pass; the same for
+ * synth-tiny in the types with their own GEMM kernels (Q4_0, Q8_0, F16 in
+ * the repacked X16 layout, Q4_K); a batch whose positions go backwards
+ * within a sequence runs in one pass (same bits again); embedding rows read
+ * from the file past its end fail cleanly.
  */
 #include <limits.h>
 #include <unistd.h>
@@ -18,15 +20,19 @@
 #define PROMPT 50
 #define N_BLOCKS_SEQ ((PROMPT + 8 + TU_BLOCK - 1) / TU_BLOCK)
 
-static model *load_ubatch(uint32_t max_ubatch) {
+static model *load_path(const char *path, uint32_t max_ubatch) {
     char err[256] = "";
     model_params p = model_default_params();
     p.n_threads = 2;
     p.max_batch = 8;
     p.max_ubatch = max_ubatch;
     model *m = NULL;
-    cr_assert_eq(model_load(STORIES_PATH, &p, &m, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(model_load(path, &p, &m, err, sizeof err), 0, "%s: %s", path, err);
     return m;
+}
+
+static model *load_ubatch(uint32_t max_ubatch) {
+    return load_path(STORIES_PATH, max_ubatch);
 }
 
 /* One test batch: N_SEQ prompts of PROMPT tokens interleaved token by token
@@ -40,7 +46,7 @@ typedef struct tbatch {
     model_seq seqs[N_SEQ];
 } tbatch;
 
-static void tbatch_init(tbatch *b, int reverse_seq0) {
+static void tbatch_init(tbatch *b, int reverse_seq0, int want_all) {
     memset(b, 0, sizeof(*b));
     uint64_t rs = 99;
     for (int i = 0; i < PROMPT; i++) {
@@ -49,7 +55,7 @@ static void tbatch_init(tbatch *b, int reverse_seq0) {
             b->tok[t] = i == 0 ? 1 : (int32_t)(2 + splitmix64(&rs) % 500);
             b->pos[t] = reverse_seq0 && s == 0 ? PROMPT - 1 - i : i;
             b->seq[t] = s;
-            b->want[t] = t % 5 == 0 || i == PROMPT - 1;
+            b->want[t] = want_all || t % 5 == 0 || i == PROMPT - 1;
             b->n_want += b->want[t];
         }
     }
@@ -84,7 +90,7 @@ static void expect_same(model *one, model *split, const tbatch *tb, enum dtype k
     cr_assert_eq(kv1->layer_bytes, kv2->layer_bytes);
     cr_assert_eq(memcmp(kv1->data, kv2->data, bytes), 0, "KV pools differ");
     /* The rows are not trivially equal: some logit rows differ from others. */
-    cr_assert_neq(memcmp(l1, l1 + V, V * sizeof(float)), 0);
+    cr_assert_neq(memcmp(l1, l1 + (size_t)(tb->n_want - 1) * V, V * sizeof(float)), 0);
     free(l1);
     free(l2);
     kv_pool_free(kv1);
@@ -94,7 +100,7 @@ static void expect_same(model *one, model *split, const tbatch *tb, enum dtype k
 Test(ubatch, passes_equal_one_pass_bit_for_bit) {
     model *one = load_ubatch(1u << 20), *split = load_ubatch(7);
     static tbatch tb;
-    tbatch_init(&tb, 0);
+    tbatch_init(&tb, 0, 0);
     expect_same(one, split, &tb, DTYPE_F32);
     expect_same(one, split, &tb, DTYPE_F16);
     /* 150 tokens grew the one-pass scratch; the split one holds 7 tokens. */
@@ -106,11 +112,48 @@ Test(ubatch, passes_equal_one_pass_bit_for_bit) {
     model_free(split);
 }
 
+/* synth-tiny files are made by scripts/make_synth_tiny.sh into
+ * $BUILD/testdata (`make unit` runs it); a missing one is skipped, said so. */
+Test(ubatch, quantized_types_passes_equal_one_pass) {
+    static const char *types[] = {"Q4_0", "Q8_0", "F16", "Q4_K_S"};
+    char exe[PATH_MAX / 2], path[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    cr_assert(len > 0);
+    exe[len] = '\0';
+    char *cut = strstr(exe, "/tests/unit/model/");
+    cr_assert(cut);
+    *cut = '\0';
+    /* Every row wants logits: the last layer's products then see as many
+     * rows per pass as the other layers (see model.md, Memory). Passes of
+     * 7, and of 148 and 149 (which would leave a last pass of 2 and 1
+     * tokens, taken by the kernels' one-row paths for F16 and K-quants). */
+    static tbatch tb;
+    tbatch_init(&tb, 0, 1);
+    static const uint32_t sizes[] = {7, 148, 149};
+    int n_run = 0;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        snprintf(path, sizeof path, "%s/testdata/synth-tiny-%s.gguf", exe, types[i]);
+        if (access(path, R_OK) != 0) {
+            printf("SKIP ubatch %s: %s not found (made by scripts/make_synth_tiny.sh)\n", types[i], path);
+            continue;
+        }
+        model *one = load_path(path, 1u << 20);
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            model *split = load_path(path, sizes[k]);
+            expect_same(one, split, &tb, DTYPE_F16);
+            model_free(split);
+        }
+        model_free(one);
+        n_run++;
+    }
+    printf("ubatch: %d synth-tiny types bit-identical in passes of 7, 148, 149\n", n_run);
+}
+
 Test(ubatch, default_pass_size_equals_one_pass) {
     model *one = load_ubatch(1u << 20), *def = load_ubatch(0);
     cr_assert_eq(def->params.max_ubatch, MODEL_UBATCH);
     static tbatch tb;
-    tbatch_init(&tb, 0);
+    tbatch_init(&tb, 0, 0);
     cr_assert_gt(tb.n, MODEL_UBATCH);
     expect_same(one, def, &tb, DTYPE_F16);
     cr_expect_eq(def->s.n_tok, MODEL_UBATCH);
@@ -121,7 +164,7 @@ Test(ubatch, default_pass_size_equals_one_pass) {
 Test(ubatch, positions_going_back_run_in_one_pass) {
     model *one = load_ubatch(1u << 20), *split = load_ubatch(4);
     static tbatch tb;
-    tbatch_init(&tb, 1);
+    tbatch_init(&tb, 1, 0);
     expect_same(one, split, &tb, DTYPE_F32);
     cr_expect_eq(split->s.n_tok, N_SEQ * PROMPT, "the batch could not be split");
     model_free(one);
