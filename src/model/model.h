@@ -75,8 +75,10 @@ typedef struct model_params {
                              * holds min(max_batch, max_ubatch) tokens */
 } model_params;
 
-/* Default tokens per pass (model_params.max_ubatch). */
+/* Default tokens per pass (model_params.max_ubatch), and the fewest a
+ * model takes (a smaller max_ubatch is raised to it): see model_forward. */
 #define MODEL_UBATCH 128
+#define MODEL_UBATCH_MIN 6
 
 /* Defaults: n_threads 0 (all cores), max_batch 512, max_ubatch MODEL_UBATCH. */
 model_params model_default_params(void);
@@ -162,8 +164,10 @@ typedef struct model_batch {
  * batch's positions only. Batches above model_max_batch grow the reservation
  * once (model_reserve). A batch above max_ubatch tokens runs through the
  * layers in consecutive passes of max_ubatch tokens (each pass's K/V is in the
- * pool before the next pass attends); every row's arithmetic is independent
- * of the other rows, so logits and K/V equal a single pass bit for bit. A
+ * pool before the next pass attends; the rows that want logits finish the
+ * last layer together, up to max_ubatch at a time); every row's arithmetic
+ * is independent of the other rows of a product of 3 or more, so logits and
+ * K/V equal a single pass bit for bit. A
  * batch in which some sequence's positions do not increase in batch order
  * cannot be cut that way and runs in one pass (growing the scratch to it). */
 int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, char *err,

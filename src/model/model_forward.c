@@ -62,7 +62,7 @@ static void run_stage(void *arg, int ith, int nth);
  * calling thread: waking the pool costs more. */
 #define SMALL_STAGE 32768u
 /* Fewest tokens in a pass after a longer one (see model_forward). */
-#define MIN_PASS 3u
+#define MIN_PASS (MODEL_UBATCH_MIN / 2u)
 /* Attention below this many multiply-adds (rows x heads x context x D x 2). */
 #define SMALL_ATTN ((uint64_t)1 << 17)
 
@@ -164,6 +164,7 @@ size_t model_scratch_bytes(const model *m) {
 void model_scratch_free(model_scratch *s) {
     aligned_free(s->base);
     free(s->last_pos);
+    free(s->tail);
     memset(s, 0, sizeof(*s));
 }
 
@@ -222,12 +223,59 @@ static int splittable(model_scratch *s, const model_batch *b) {
     return 1;
 }
 
+/* The rows that want logits, gathered over the passes of a split batch:
+ * their last layer from the output projection on runs once per up to
+ * n_tok of them (see model_forward), not per pass. */
+typedef struct tail {
+    uint32_t n;     /* rows held in model_scratch.tail */
+    uint32_t left;  /* logit rows of the batch not yet computed (held ones included) */
+    float *logits;  /* where the next computed row goes */
+} tail;
+
+/* The last layer from the output projection on, and the logits, for the k
+ * rows in s->att and s->x (f->il is the last layer). */
+static void finish_rows(fwd *f, uint32_t k, float *logits) {
+    model *m = f->m;
+    model_scratch *s = &m->s;
+    const model_layer *l = &m->layers[f->il];
+    f->n_rows = k;
+    mm_forward(m->tp, &l->wo, s->att, k, s->xn, s->mm); /* (R, H*D) -> (R, E) */
+    stage(f, STAGE_FFN_NORM);
+    /* (R, E) -> (R, F) twice */
+    const mm_weight *gate_up[] = {&l->w_gate, &l->w_up};
+    float *const gate_up_out[] = {s->gate, s->up};
+    mm_forward_group(m->tp, gate_up, 2, s->xn, k, gate_up_out, s->mm);
+    stage(f, STAGE_SILU);
+    mm_forward(m->tp, &l->w_down, s->gate, k, s->xn, s->mm); /* (R, F) -> (R, E) */
+    stage(f, STAGE_RESID);
+    stage(f, STAGE_OUT_NORM);
+    mm_forward(m->tp, &m->output, s->xn, k, logits, s->mm); /* (R, E) -> (R, V) */
+}
+
+/* Computes the first k held rows (through s->att and s->x) and drops them. */
+static void tail_flush(fwd *f, tail *tl, uint32_t k) {
+    const model_hparams *hp = &f->m->hp;
+    model_scratch *s = &f->m->s;
+    const size_t nq = (size_t)hp->n_head * hp->head_dim, w = nq + hp->n_embd;
+    for (uint32_t i = 0; i < k; i++) {
+        memcpy(s->att + i * nq, s->tail + i * w, nq * sizeof(float));
+        memcpy(s->x + (size_t)i * hp->n_embd, s->tail + i * w + nq, hp->n_embd * sizeof(float));
+    }
+    finish_rows(f, k, tl->logits);
+    tl->logits += (size_t)k * hp->n_vocab;
+    memmove(s->tail, s->tail + k * w, (size_t)(tl->n - k) * w * sizeof(float));
+    tl->n -= k;
+    tl->left -= k;
+}
+
 /* One pass over tokens [t0, t0 + n) of b: K/V into the pool, then the logits
- * of the pass's rows that want them into logits (in batch order); *n_out
- * gets the number of logit rows written. Returns 0, or INFERD_EIO when an
- * embedding row cannot be read from the file (nothing written then). */
+ * of the pass's rows that want them: into logits (in batch order; *n_out
+ * gets their number) when tl is NULL (the batch is this one pass), else
+ * into the tail, computed when n_tok of them are held (see model_forward).
+ * Returns 0, or INFERD_EIO when an embedding row cannot be read from the
+ * file (nothing written then). */
 static int forward_pass(model *m, kv_pool *kv, const model_batch *b, uint32_t t0, uint32_t n,
-                        float *logits, uint32_t *n_out, char *err, size_t err_size) {
+                        float *logits, uint32_t *n_out, tail *tl, char *err, size_t err_size) {
     const model_hparams *hp = &m->hp;
     model_scratch *s = &m->s;
     const size_t nq = (size_t)hp->n_head * hp->head_dim;
@@ -253,7 +301,7 @@ static int forward_pass(model *m, kv_pool *kv, const model_batch *b, uint32_t t0
     if (__atomic_load_n(&f.io_error, __ATOMIC_RELAXED))
         return err_set(err, err_size, INFERD_EIO,
                        "model: cannot read token_embd rows from the model file");
-    for (uint32_t il = 0; il < hp->n_layer; il++) {
+    for (uint32_t il = 0;; il++) {
         const model_layer *l = &m->layers[il];
         f.il = il;
         stage(&f, STAGE_ATTN_NORM);
@@ -266,32 +314,49 @@ static int forward_pass(model *m, kv_pool *kv, const model_batch *b, uint32_t t0
         f.attn.k = pool + (size_t)2 * il * kv->layer_bytes;
         f.attn.v = pool + ((size_t)2 * il + 1) * kv->layer_bytes;
         stage(&f, STAGE_ATTN);
-        if (il == hp->n_layer - 1 && r < f.n_rows) {
-            /* Only the rows that give logits go on; s->rows is ascending, so
-             * moving row rows[i] down to i never overwrites a row still needed. */
-            for (uint32_t i = 0; i < r; i++) {
-                const uint32_t src = s->rows[i];
-                if (src == i) continue;
-                memcpy(s->att + (size_t)i * nq, s->att + (size_t)src * nq, nq * sizeof(float));
-                memcpy(s->x + (size_t)i * hp->n_embd, s->x + (size_t)src * hp->n_embd,
-                       hp->n_embd * sizeof(float));
-            }
-            f.n_rows = r;
-            if (r == 0) return 0; /* no logits wanted from this pass */
-        }
-        mm_forward(m->tp, &l->wo, s->att, f.n_rows, s->xn, s->mm); /* (T, H*D) -> (T, E) */
+        if (il == hp->n_layer - 1) break;
+        mm_forward(m->tp, &l->wo, s->att, n, s->xn, s->mm); /* (T, H*D) -> (T, E) */
         stage(&f, STAGE_FFN_NORM);
         /* (T, E) -> (T, F) twice */
         const mm_weight *gate_up[] = {&l->w_gate, &l->w_up};
         float *const gate_up_out[] = {s->gate, s->up};
-        mm_forward_group(m->tp, gate_up, 2, s->xn, f.n_rows, gate_up_out, s->mm);
+        mm_forward_group(m->tp, gate_up, 2, s->xn, n, gate_up_out, s->mm);
         stage(&f, STAGE_SILU);
-        mm_forward(m->tp, &l->w_down, s->gate, f.n_rows, s->xn, s->mm); /* (T, F) -> (T, E) */
+        mm_forward(m->tp, &l->w_down, s->gate, n, s->xn, s->mm); /* (T, F) -> (T, E) */
         stage(&f, STAGE_RESID);
     }
-    stage(&f, STAGE_OUT_NORM);
-    mm_forward(m->tp, &m->output, s->xn, r, logits, s->mm); /* (R, E) -> (R, V) */
-    *n_out = r;
+    /* Last layer: only the rows that give logits go on. */
+    if (!tl) {
+        /* s->rows is ascending, so moving row rows[i] down to i never
+         * overwrites a row still needed. */
+        for (uint32_t i = 0; i < r; i++) {
+            const uint32_t src = s->rows[i];
+            if (src == i) continue;
+            memcpy(s->att + (size_t)i * nq, s->att + (size_t)src * nq, nq * sizeof(float));
+            memcpy(s->x + (size_t)i * hp->n_embd, s->x + (size_t)src * hp->n_embd,
+                   hp->n_embd * sizeof(float));
+        }
+        if (r > 0) finish_rows(&f, r, logits);
+        *n_out = r;
+        return 0;
+    }
+    const size_t w = nq + hp->n_embd;
+    for (uint32_t i = 0; i < r; i++) {
+        const uint32_t src = s->rows[i];
+        memcpy(s->tail + (size_t)tl->n * w, s->att + (size_t)src * nq, nq * sizeof(float));
+        memcpy(s->tail + (size_t)tl->n * w + nq, s->x + (size_t)src * hp->n_embd,
+               hp->n_embd * sizeof(float));
+        tl->n++;
+    }
+    while (tl->n >= s->n_tok) {
+        /* Leave at least MIN_PASS rows for the last computation (few-row
+         * products take another kernel path, see model_forward). */
+        uint32_t k = s->n_tok;
+        if (tl->left > k && tl->left - k < MIN_PASS && tl->left >= 2 * MIN_PASS)
+            k = tl->left - MIN_PASS;
+        tail_flush(&f, tl, k);
+    }
+    if (t0 + n == T && tl->n > 0) tail_flush(&f, tl, tl->n);
     return 0;
 }
 
@@ -316,8 +381,26 @@ int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, ch
             per = T;
         }
     }
-    const size_t V = m->hp.n_vocab;
-    size_t done = 0; /* logit rows written */
+    if (per >= T) {
+        uint32_t r = 0;
+        return forward_pass(m, kv, b, 0, T, logits, &r, NULL, err, err_size);
+    }
+    /* Split: the rows that want logits finish their last layer together, up
+     * to n_tok at a time, as they would in one pass (a product's rows are
+     * computed alike whatever its other rows, except that products of fewer
+     * than MIN_PASS rows take the kernels' one-row paths). */
+    uint32_t R = 0;
+    for (uint32_t t = 0; t < T; t++) R += b->want_logits ? b->want_logits[t] != 0 : t == T - 1;
+    const uint32_t cap = R < 2 * per ? R : 2 * per;
+    if (cap > m->s.n_tail) {
+        const size_t w = (size_t)m->hp.n_head * m->hp.head_dim + m->hp.n_embd;
+        float *p = realloc(m->s.tail, (size_t)cap * w * sizeof(float));
+        if (!p)
+            return err_set(err, err_size, INFERD_ENOMEM, "model: out of memory for %u logit rows", cap);
+        m->s.tail = p;
+        m->s.n_tail = cap;
+    }
+    tail tl = {.n = 0, .left = R, .logits = logits};
     for (uint32_t t0 = 0, n; t0 < T; t0 += n) {
         n = T - t0 < per ? T - t0 : per;
         /* No short last pass after a longer one: the kernels compute
@@ -327,9 +410,7 @@ int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, ch
          * pass bit for bit. */
         if (T - t0 > per && T - t0 < per + MIN_PASS && per >= 2 * MIN_PASS) n = T - t0 - MIN_PASS;
         uint32_t r = 0;
-        if ((rc = forward_pass(m, kv, b, t0, n, logits + done * V, &r, err, err_size)) != 0)
-            return rc;
-        done += r;
+        if ((rc = forward_pass(m, kv, b, t0, n, logits, &r, &tl, err, err_size)) != 0) return rc;
     }
     return 0;
 }

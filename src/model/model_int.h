@@ -49,6 +49,9 @@ typedef struct model_scratch {
     void *mm;           /* matmul scratch (largest mm_scratch_bytes) */
     int32_t *last_pos;  /* (n_last_pos) per sequence, to check a batch can be split; owned */
     uint32_t n_last_pos;
+    float *tail;        /* (n_tail, n_head * head_dim + n_embd): att and x rows of a split
+                         * batch's logit rows, waiting for their last layer; owned */
+    uint32_t n_tail;
 } model_scratch;
 
 struct model {

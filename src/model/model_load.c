@@ -46,6 +46,7 @@ int model_load(const char *path, const model_params *p, model **out, char *err,
     m->params = p ? *p : model_default_params();
     if (m->params.max_batch == 0) m->params.max_batch = 512;
     if (m->params.max_ubatch == 0) m->params.max_ubatch = MODEL_UBATCH;
+    if (m->params.max_ubatch < MODEL_UBATCH_MIN) m->params.max_ubatch = MODEL_UBATCH_MIN;
 
     rc = gguf_open(path, &m->gguf, err, err_size);
     if (rc) goto fail;

@@ -123,12 +123,13 @@ Test(ubatch, quantized_types_passes_equal_one_pass) {
     char *cut = strstr(exe, "/tests/unit/model/");
     cr_assert(cut);
     *cut = '\0';
-    /* Every row wants logits: the last layer's products then see as many
-     * rows per pass as the other layers (see model.md, Memory). Passes of
-     * 7, and of 148 and 149 (which would leave a last pass of 2 and 1
-     * tokens, taken by the kernels' one-row paths for F16 and K-quants). */
-    static tbatch tb;
+    /* Passes of 7, and of 148 and 149 (which would leave a last pass of 2
+     * and 1 tokens, taken by the kernels' one-row paths for F16 and
+     * K-quants); logits from every row, and from scattered rows (1-2 per
+     * pass, finished together across passes). */
+    static tbatch tb, sparse;
     tbatch_init(&tb, 0, 1);
+    tbatch_init(&sparse, 0, 0);
     static const uint32_t sizes[] = {7, 148, 149};
     int n_run = 0;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
@@ -141,6 +142,7 @@ Test(ubatch, quantized_types_passes_equal_one_pass) {
         for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
             model *split = load_path(path, sizes[k]);
             expect_same(one, split, &tb, DTYPE_F16);
+            expect_same(one, split, &sparse, DTYPE_F16);
             model_free(split);
         }
         model_free(one);
@@ -163,6 +165,7 @@ Test(ubatch, default_pass_size_equals_one_pass) {
 
 Test(ubatch, positions_going_back_run_in_one_pass) {
     model *one = load_ubatch(1u << 20), *split = load_ubatch(4);
+    cr_assert_eq(split->params.max_ubatch, MODEL_UBATCH_MIN);
     static tbatch tb;
     tbatch_init(&tb, 1, 0);
     expect_same(one, split, &tb, DTYPE_F32);
