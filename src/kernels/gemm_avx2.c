@@ -107,4 +107,7 @@ void mm_kernels_fill_avx2(mm_kernels *k) {
     k->gemm[DTYPE_Q8_0] = gemm_q_0;
     k->gemm[DTYPE_F16] = gemm_f16;
     k->chunk[DTYPE_F16] = 16; /* whole X16 groups for mm_gemm_f16_x16_avx2 */
+    k->x16[DTYPE_F16] = 1;
+    /* Q4_0/Q8_0 are read row by row here: X16 ones would go to the reference. */
+    k->x16[DTYPE_Q4_0] = k->x16[DTYPE_Q8_0] = 0;
 }

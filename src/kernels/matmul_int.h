@@ -35,6 +35,10 @@ typedef struct mm_kernels {
     mm_act_bytes_fn act_bytes[DTYPE_COUNT];
     /* Output columns per work chunk a kernel prefers (0: the default). */
     int64_t chunk[DTYPE_COUNT];
+    /* 1: the level's gemm reads this type in the X16 layout natively
+     * (mm_weights_repack permutes only these; on other levels an X16
+     * weight would go to the plain-C reference). */
+    uint8_t x16[DTYPE_COUNT];
     /* A faster mm_x16_pack for whole groups of 16 rows (NULL: plain C). */
     void (*x16_pack[DTYPE_COUNT])(const mm_weight *w, int64_t o, int64_t b0, int64_t n_blocks, uint8_t *dst);
 } mm_kernels;
