@@ -110,4 +110,5 @@ void mm_kernels_fill_avx2(mm_kernels *k) {
     k->x16[DTYPE_F16] = 1;
     /* Q4_0/Q8_0 are read row by row here: X16 ones would go to the reference. */
     k->x16[DTYPE_Q4_0] = k->x16[DTYPE_Q8_0] = 0;
+    mm_kernels_fill_bf16_avx2(k);
 }

@@ -255,5 +255,6 @@ void mm_kernels_fill_avx512(mm_kernels *k) {
     k->x16_pack[DTYPE_Q4_0] = pack_x16_any;
     k->x16_pack[DTYPE_Q8_0] = pack_x16_any;
     mm_kernels_fill_f16_avx512(k);
+    mm_kernels_fill_bf16_avx512(k);
     mm_kernels_fill_k_avx512(k);
 }

@@ -161,6 +161,30 @@ static void run_level(enum cpu_level level) {
     threadpool_free(tp);
 }
 
+/* F16 and BF16 rows of any length (block size 1): tails shorter than a
+ * vector, between one and two vectors, and a long row with a tail, for one
+ * row (GEMV paths) and several, at every level. */
+Test(matmul, float_types_any_row_length) {
+    const enum dtype types[] = {DTYPE_F16, DTYPE_BF16};
+    const int64_t shapes_odd[][3] = {{40, 9, 1}, {100, 7, 1}, {77, 10, 5}, {2080, 6, 1}, {2111, 13, 3}, {31, 5, 2}};
+    for (size_t t = 0; t < 2; t++)
+        for (size_t s = 0; s < sizeof shapes_odd / sizeof shapes_odd[0]; s++) {
+            problem p;
+            problem_make(&p, types[t], shapes_odd[s][0], shapes_odd[s][1], shapes_odd[s][2], 70 + s);
+            cpu_set_level(CPU_SCALAR);
+            float *ref = run_forward(&p, p.wdata, NULL, 0);
+            compare(&p, ref, p.exact, act_tol(p.type), "scalar vs exact");
+            for (int l = CPU_AVX2; l <= (int)cpu_best_level(); l++) {
+                cr_assert_eq(cpu_set_level((enum cpu_level)l), 0);
+                float *y = run_forward(&p, p.wdata, NULL, 0);
+                compare(&p, y, ref, types[t] == DTYPE_F16 ? TOL_SIMD_F16 : TOL_SIMD, cpu_level_name((enum cpu_level)l));
+                free(y);
+            }
+            free(ref);
+            problem_free(&p);
+        }
+}
+
 Test(matmul, scalar_matches_exact) { run_level(CPU_SCALAR); }
 Test(matmul, avx2_matches_scalar) { run_level(CPU_AVX2); }
 Test(matmul, avx512_matches_scalar) { run_level(CPU_AVX512); }
