@@ -6,7 +6,8 @@
  *   Q8_0 . Q8_0 and Q4_0 . Q8_0: |w| * sign(a, w) with VPMADDUBSW, pairs to
  *     int32 with VPMADDWD, one float FMA per block;
  *   F16: F16C widening and FMA against F16 activations.
- * Four weight rows share each activation load.
+ * Four weight rows share each activation load. The K-quants are in
+ * gemm_k_avx2.c.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -107,4 +108,5 @@ void mm_kernels_fill_avx2(mm_kernels *k) {
     k->gemm[DTYPE_Q8_0] = gemm_q_0;
     k->gemm[DTYPE_F16] = gemm_f16;
     k->chunk[DTYPE_F16] = 16; /* whole X16 groups for mm_gemm_f16_x16_avx2 */
+    mm_kernels_fill_k_avx2(k);
 }
