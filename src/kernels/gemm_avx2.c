@@ -5,7 +5,8 @@
  * ggml's activation formats (the reference's quantize_row_act output):
  *   Q8_0 . Q8_0 and Q4_0 . Q8_0: |w| * sign(a, w) with VPMADDUBSW, pairs to
  *     int32 with VPMADDWD, one float FMA per block;
- *   F16: F16C widening and FMA against F16 activations.
+ *   F16: F16C widening and FMA against F16 activations;
+ *   BF16: widening by a shift (exact) and FMA against BF16 activations.
  * Four weight rows share each activation load. The K-quants are in
  * gemm_k_avx2.c.
  */
@@ -73,12 +74,17 @@ static void gemm_q_0(const mm_weight *w, const void *xq, size_t stride, int64_t 
     }
 }
 
-static void gemm_f16(const mm_weight *w, const void *xq, size_t stride, int64_t n_rows, float *y, int64_t ldy,
-                     int64_t o0, int64_t o1) {
-    if (w->layout == MM_LAYOUT_X16) {
-        mm_gemm_f16_x16_avx2(w, xq, stride, n_rows, y, ldy, o0, o1);
-        return;
-    }
+/* 8 bf16 at p as 8 f32 (exact: bf16 is the upper half of an f32). */
+static inline __m256 widen_bf16(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+/* F16 (bf16 = 0) or BF16 (bf16 = 1) weights in the plain layout against
+ * activations of the same 16-bit type (the reference's formats), widened
+ * to f32: 4 weight rows per activation load, the tail in plain C. */
+static inline __attribute__((always_inline)) void gemm_16bit(const mm_weight *w, const void *xq, size_t stride,
+                                                             int64_t n_rows, float *y, int64_t ldy, int64_t o0,
+                                                             int64_t o1, const int bf16) {
     const int64_t n = w->n_in, n8 = n & ~(int64_t)7;
     for (int64_t r = 0; r < n_rows; r++) {
         const uint16_t *a = (const uint16_t *)((const uint8_t *)xq + (size_t)r * stride);
@@ -89,17 +95,34 @@ static void gemm_f16(const mm_weight *w, const void *xq, size_t stride, int64_t 
                 wr[k] = (const uint16_t *)((const uint8_t *)w->data + (size_t)(o + (k < nw ? k : 0)) * w->row_bytes);
             __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
             for (int64_t i = 0; i < n8; i += 8) {
-                __m256 av = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i)));
-                for (int k = 0; k < 4; k++)
-                    acc[k] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wr[k] + i))), av, acc[k]);
+                __m256 av = bf16 ? widen_bf16(a + i) : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i)));
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    __m256 wv = bf16 ? widen_bf16(wr[k] + i)
+                                     : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wr[k] + i)));
+                    acc[k] = _mm256_fmadd_ps(wv, av, acc[k]);
+                }
             }
             for (int k = 0; k < nw; k++) {
                 float s = hsum8(acc[k]);
-                for (int64_t i = n8; i < n; i++) s += _cvtsh_ss(wr[k][i]) * _cvtsh_ss(a[i]);
+                for (int64_t i = n8; i < n; i++)
+                    s += bf16 ? bf16_to_f32(wr[k][i]) * bf16_to_f32(a[i]) : _cvtsh_ss(wr[k][i]) * _cvtsh_ss(a[i]);
                 y[r * ldy + o + k] = s;
             }
         }
     }
+}
+
+static void gemm_f16(const mm_weight *w, const void *xq, size_t stride, int64_t n_rows, float *y, int64_t ldy,
+                     int64_t o0, int64_t o1) {
+    if (w->layout == MM_LAYOUT_X16) mm_gemm_f16_x16_avx2(w, xq, stride, n_rows, y, ldy, o0, o1);
+    else gemm_16bit(w, xq, stride, n_rows, y, ldy, o0, o1, 0);
+}
+
+static void gemm_bf16(const mm_weight *w, const void *xq, size_t stride, int64_t n_rows, float *y, int64_t ldy,
+                      int64_t o0, int64_t o1) {
+    if (w->layout != MM_LAYOUT_PLAIN) mm_gemm_ref(w, xq, stride, n_rows, y, ldy, o0, o1); /* none exists */
+    else gemm_16bit(w, xq, stride, n_rows, y, ldy, o0, o1, 1);
 }
 
 void mm_kernels_fill_avx2(mm_kernels *k) {
@@ -108,5 +131,9 @@ void mm_kernels_fill_avx2(mm_kernels *k) {
     k->gemm[DTYPE_Q8_0] = gemm_q_0;
     k->gemm[DTYPE_F16] = gemm_f16;
     k->chunk[DTYPE_F16] = 16; /* whole X16 groups for mm_gemm_f16_x16_avx2 */
+    k->x16[DTYPE_F16] = 1;
+    /* Q4_0/Q8_0 are read row by row here: X16 ones would go to the reference. */
+    k->x16[DTYPE_Q4_0] = k->x16[DTYPE_Q8_0] = 0;
+    k->gemm[DTYPE_BF16] = gemm_bf16;
     mm_kernels_fill_k_avx2(k);
 }

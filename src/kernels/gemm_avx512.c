@@ -251,8 +251,10 @@ void mm_kernels_fill_avx512(mm_kernels *k) {
     k->act_bytes[DTYPE_Q8_0] = act_bytes_x8;
     k->chunk[DTYPE_Q4_0] = 16;
     k->chunk[DTYPE_Q8_0] = 16;
+    k->x16[DTYPE_Q4_0] = k->x16[DTYPE_Q8_0] = 1;
     k->x16_pack[DTYPE_Q4_0] = pack_x16_any;
     k->x16_pack[DTYPE_Q8_0] = pack_x16_any;
     mm_kernels_fill_f16_avx512(k);
+    mm_kernels_fill_bf16_avx512(k);
     mm_kernels_fill_k_avx512(k);
 }

@@ -220,4 +220,5 @@ void mm_kernels_fill_f16_avx512(mm_kernels *k) {
     k->act[DTYPE_F16] = act_f32;
     k->act_bytes[DTYPE_F16] = act_bytes_f32;
     k->chunk[DTYPE_F16] = 32; /* two X16 panels */
+    k->x16[DTYPE_F16] = 1;
 }

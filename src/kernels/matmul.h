@@ -62,7 +62,14 @@ int mm_weight_init(mm_weight *w, enum dtype type, int64_t n_in, int64_t n_out, c
  * any mm_forward on w, from one thread. */
 int mm_weight_repack(mm_weight *w, char *err, size_t err_size);
 
-/* mm_weight_repack for each of ws[0..n) (NULL entries skipped), and more:
+/* 1 if the running level's kernels (cpu_level()) read w in the X16 layout
+ * natively, so that mm_weight_repack makes mm_forward faster; 0 when its
+ * type or shape has no X16 layout or the level reads it row by row (an X16
+ * weight would then go to the plain-C reference: correct but slow). */
+int mm_weight_x16_native(const mm_weight *w);
+
+/* mm_weight_repack for each of ws[0..n) (NULL entries skipped) for which
+ * mm_weight_x16_native holds (the others keep their layout), and more:
  * weights whose pages lie close together (the layers of a GGUF file) get one
  * new mapping, bytes between them copied along, so that the mapping can use
  * transparent huge pages (2 MiB) although each tensor is smaller; weights

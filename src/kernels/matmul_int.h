@@ -35,6 +35,10 @@ typedef struct mm_kernels {
     mm_act_bytes_fn act_bytes[DTYPE_COUNT];
     /* Output columns per work chunk a kernel prefers (0: the default). */
     int64_t chunk[DTYPE_COUNT];
+    /* 1: the level's gemm reads this type in the X16 layout natively
+     * (mm_weights_repack permutes only these; on other levels an X16
+     * weight would go to the plain-C reference). */
+    uint8_t x16[DTYPE_COUNT];
     /* A faster mm_x16_pack for whole groups of 16 rows (NULL: plain C). */
     void (*x16_pack[DTYPE_COUNT])(const mm_weight *w, int64_t o, int64_t b0, int64_t n_blocks, uint8_t *dst);
 } mm_kernels;
@@ -51,6 +55,7 @@ void mm_kernels_fill_avx512(mm_kernels *k);
 void mm_kernels_fill_k_avx512(mm_kernels *k); /* Q4_K, Q6_K (gemm_k_avx512.c) */
 void mm_kernels_fill_k_avx2(mm_kernels *k);   /* Q4_K, Q5_K, Q6_K (gemm_k_avx2.c) */
 void mm_kernels_fill_f16_avx512(mm_kernels *k); /* F16 (gemm_f16_avx512.c) */
+void mm_kernels_fill_bf16_avx512(mm_kernels *k); /* BF16 with AVX512_BF16 (gemm_bf16_avx512.c) */
 /* The AVX2 level's F16 gemm on X16 weights (gemm_f16_avx2.c; activations
  * in fp16 as the reference takes them). */
 void mm_gemm_f16_x16_avx2(const mm_weight *w, const void *xq, size_t xq_stride, int64_t n_rows, float *y,

@@ -47,6 +47,10 @@ int mm_x16_supported(const mm_weight *w) {
     return (w->type == DTYPE_Q4_0 || w->type == DTYPE_Q8_0 || w->type == DTYPE_F16) && w->n_out % 16 == 0;
 }
 
+int mm_weight_x16_native(const mm_weight *w) {
+    return mm_x16_supported(w) && mm_kernels_get(cpu_level())->x16[w->type];
+}
+
 /* Writes w's bytes (plain, at w->data) permuted into the X16 layout at dst. */
 static void permute_x16(const mm_weight *w, uint8_t *dst) {
     const dtype_info *ti = dtype_get((uint32_t)w->type);
@@ -85,12 +89,13 @@ static int by_address(const void *a, const void *b) {
 
 /* Replaces the pages [p0, p1) that hold ws[0..n) (ascending, inside the
  * range) by fresh anonymous ones with the same bytes, except that the weights
- * with an X16 layout are permuted into it. The old pages are paged out as
+ * with an X16 layout are permuted into it (with only_native, just those
+ * the running level reads natively). The old pages are paged out as
  * the copy passes them (MADV_PAGEOUT: clean file pages leave memory, nothing
  * is lost; MADV_DONTNEED for those another process maps too), so resident
  * memory stays about flat. */
-static int repack_span(mm_weight *const *ws, int n, uintptr_t p0, uintptr_t p1, size_t page, char *err,
-                       size_t err_size) {
+static int repack_span(mm_weight *const *ws, int n, uintptr_t p0, uintptr_t p1, size_t page, int only_native,
+                       char *err, size_t err_size) {
     size_t len = p1 - p0;
     uint8_t *fresh = map_congruent(p0, len);
     if (!fresh)
@@ -101,7 +106,8 @@ static int repack_span(mm_weight *const *ws, int n, uintptr_t p0, uintptr_t p1, 
     for (int i = 0; i < n; i++) {
         const mm_weight *w = ws[i];
         uintptr_t start = (uintptr_t)w->data, end = start + (size_t)w->n_out * w->row_bytes;
-        if (start >= copied && w->layout == MM_LAYOUT_PLAIN && mm_x16_supported(w)) {
+        if (start >= copied && w->layout == MM_LAYOUT_PLAIN && mm_x16_supported(w) &&
+            (!only_native || mm_weight_x16_native(w))) {
             memcpy(fresh + (copied - p0), (const void *)copied, start - copied);
             permute_x16(w, fresh + (start - p0));
             permuted |= (uint64_t)1 << i;
@@ -136,7 +142,7 @@ int mm_weight_repack(mm_weight *w, char *err, size_t err_size) {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t start = (uintptr_t)w->data, end = start + (size_t)w->n_out * w->row_bytes;
     uintptr_t p0 = start & ~(uintptr_t)(page - 1), p1 = (end + page - 1) & ~(uintptr_t)(page - 1);
-    return repack_span(&w, 1, p0, p1, page, err, err_size);
+    return repack_span(&w, 1, p0, p1, page, 0, err, err_size);
 }
 
 int mm_weights_repack(mm_weight *const *ws, int n, char *err, size_t err_size) {
@@ -158,7 +164,7 @@ int mm_weights_repack(mm_weight *const *ws, int n, char *err, size_t err_size) {
             e = (e + page - 1) & ~(uintptr_t)(page - 1);
             if (e > p1) p1 = e;
         }
-        rc = repack_span(sorted + i, j - i, p0, p1, page, err, err_size);
+        rc = repack_span(sorted + i, j - i, p0, p1, page, 1, err, err_size);
         i = j;
     }
     free(sorted);

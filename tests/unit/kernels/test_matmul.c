@@ -165,6 +165,30 @@ static void run_level(enum cpu_level level) {
     threadpool_free(tp);
 }
 
+/* F16 and BF16 rows of any length (block size 1): tails shorter than a
+ * vector, between one and two vectors, and a long row with a tail, for one
+ * row (GEMV paths) and several, at every level. */
+Test(matmul, float_types_any_row_length) {
+    const enum dtype types[] = {DTYPE_F16, DTYPE_BF16};
+    const int64_t shapes_odd[][3] = {{40, 9, 1}, {100, 7, 1}, {77, 10, 5}, {2080, 6, 1}, {2111, 13, 3}, {31, 5, 2}};
+    for (size_t t = 0; t < 2; t++)
+        for (size_t s = 0; s < sizeof shapes_odd / sizeof shapes_odd[0]; s++) {
+            problem p;
+            problem_make(&p, types[t], shapes_odd[s][0], shapes_odd[s][1], shapes_odd[s][2], 70 + s);
+            cpu_set_level(CPU_SCALAR);
+            float *ref = run_forward(&p, p.wdata, NULL, 0);
+            compare(&p, ref, p.exact, act_tol(p.type), "scalar vs exact");
+            for (int l = CPU_AVX2; l <= (int)cpu_best_level(); l++) {
+                cr_assert_eq(cpu_set_level((enum cpu_level)l), 0);
+                float *y = run_forward(&p, p.wdata, NULL, 0);
+                compare(&p, y, ref, types[t] == DTYPE_F16 ? TOL_SIMD_F16 : TOL_SIMD, cpu_level_name((enum cpu_level)l));
+                free(y);
+            }
+            free(ref);
+            problem_free(&p);
+        }
+}
+
 Test(matmul, scalar_matches_exact) { run_level(CPU_SCALAR); }
 Test(matmul, avx2_matches_scalar) { run_level(CPU_AVX2); }
 Test(matmul, avx512_matches_scalar) { run_level(CPU_AVX512); }
@@ -296,7 +320,8 @@ Test(matmul, repack_many_in_place) {
     ws[NW] = NULL;
     cr_assert_eq(mm_weights_repack(ws, NW + 1, err, sizeof err), 0, "%s", err);
     for (int i = 0; i < NW; i++) {
-        int x16 = types[i] == DTYPE_Q4_0 || types[i] == DTYPE_Q8_0;
+        /* The AVX-512 level reads Q4_0/Q8_0 in X16; the AVX2 one row by row. */
+        int x16 = (types[i] == DTYPE_Q4_0 || types[i] == DTYPE_Q8_0) && cpu_level() >= CPU_AVX512;
         cr_assert_eq(w[i].layout, x16 ? MM_LAYOUT_X16 : MM_LAYOUT_PLAIN, "weight %d", i);
         cr_assert_eq(w[i].data, map + off[i]);
         if (!x16) cr_assert_eq(memcmp(map + off[i], p[i].wdata, p[i].wbytes), 0, "weight %d moved unchanged", i);
@@ -332,6 +357,53 @@ Test(matmul, repack_many_in_place) {
     free(scratch);
     free(copy);
     munmap(map, len);
+}
+
+/* mm_weights_repack permutes only what the running level reads natively:
+ * nothing at the scalar level, F16 alone at AVX2 (its Q4_0/Q8_0 kernels read
+ * rows), all three at AVX-512; the products equal the scalar level's. */
+Test(matmul, repack_only_native_layouts) {
+    const enum dtype types[] = {DTYPE_Q4_0, DTYPE_Q8_0, DTYPE_F16};
+    enum { NW = 3 };
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (int l = 0; l <= (int)cpu_best_level(); l++) {
+        problem p[NW];
+        mm_weight w[NW];
+        mm_weight *ws[NW];
+        uint8_t *map[NW];
+        size_t len[NW];
+        char err[256];
+        cr_assert_eq(cpu_set_level((enum cpu_level)l), 0);
+        for (int i = 0; i < NW; i++) {
+            problem_make(&p[i], types[i], 256, 32, 2, 500 + (uint64_t)i);
+            len[i] = (p[i].wbytes + page - 1) / page * page;
+            map[i] = mmap(NULL, len[i], PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            cr_assert_neq(map[i], MAP_FAILED);
+            memcpy(map[i], p[i].wdata, p[i].wbytes);
+            cr_assert_eq(mm_weight_init(&w[i], types[i], 256, 32, map[i], err, sizeof err), 0, "%s", err);
+            ws[i] = &w[i];
+        }
+        cr_assert_eq(mm_weights_repack(ws, NW, err, sizeof err), 0, "%s", err);
+        for (int i = 0; i < NW; i++) {
+            int want = l == CPU_AVX512 || (l == CPU_AVX2 && types[i] == DTYPE_F16);
+            const char *name = dtype_get(types[i])->name, *lname = cpu_level_name((enum cpu_level)l);
+            cr_assert_eq(mm_weight_x16_native(&w[i]), want, "%s at %s", name, lname);
+            cr_assert_eq(w[i].layout, want ? MM_LAYOUT_X16 : MM_LAYOUT_PLAIN, "%s at %s", name, lname);
+            cpu_set_level(CPU_SCALAR);
+            float *ref = run_forward(&p[i], p[i].wdata, NULL, 0);
+            cpu_set_level((enum cpu_level)l);
+            void *scratch = malloc(mm_scratch_bytes(&w[i], 2));
+            float *y = malloc(sizeof(float) * 32 * 2);
+            mm_forward(NULL, &w[i], p[i].x, 2, y, scratch);
+            compare(&p[i], y, ref, types[i] == DTYPE_F16 ? TOL_SIMD_F16 : TOL_SIMD, lname);
+            free(y);
+            free(scratch);
+            free(ref);
+            mm_weight_release(&w[i]);
+            munmap(map[i], len[i]);
+            problem_free(&p[i]);
+        }
+    }
 }
 
 /* The repack's permutation is the same bytes whichever level does it (the
