@@ -4,9 +4,11 @@
  * (attention_avx2.c; attention_avx512.c is not chosen, see below) by
  * cpu_level(), and the split of
  * the work items over threads, balanced by context length, and the row
- * store into the pool (attn_store_row). One work item is
- * a (token, KV head) pair: the group of query heads sharing that KV head walks the token's
- * positions once, keeping a running max m, denominator l and weighted sum
+ * store into the pool (attn_store_row). One work item is a (tile, KV head)
+ * pair, a tile being up to ATTN_TILE consecutive tokens of one sequence
+ * (a prefill chunk; a decode token is a tile of one) that share the K/V
+ * loads at the SIMD levels. For each token, the group of query heads sharing
+ * that KV head walks the token's positions once, keeping a running max m, denominator l and weighted sum
  * acc per query head:
  *   s = scale * q.k_j;  if s > m: acc *= e^(m-s), l *= e^(m-s), m = s
  *   p = e^(s-m);  l += p;  acc += p * v_j;      out = acc / l
@@ -93,27 +95,54 @@ void attn_store_row(enum dtype kv_type, void *dst, const float *src, uint32_t n)
         for (uint32_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = f32_to_fp16(src[i]);
 }
 
-/* Fixed cost of a work item, in key positions (setup, the output rows). */
+/* Fixed cost of a token of a work item, in key positions (setup, the
+ * output rows). */
 enum { ITEM_OVERHEAD = 8 };
+
+/* Length of the tile that starts at token t: the tokens after it with the
+ * same block table and the next positions, at most max in all. */
+static uint32_t tile_len(const attn_args *a, uint32_t t, uint32_t max) {
+    uint32_t n = 1;
+    while (n < max && t + n < a->n_tokens && a->tables[t + n] == a->tables[t] &&
+           a->pos[t + n] == a->pos[t] + (int32_t)n)
+        n++;
+    return n;
+}
 
 void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth) {
     attn_item_fn item = attn_item_scalar;
+    attn_tile_fn tile = NULL;
     /* The AVX2 item also on AVX-512 CPUs: on the Zen 4 we measure on (512-bit
      * operations run as two 256-bit halves) it decodes 25-30% faster than the
      * AVX-512 item from memory (12 or 32 heads, head_dim 64), whose 16-position
      * chunks overflow L1. attn_item_avx512 is kept, tested, for CPUs with
      * full-width units; docs/performance.md (Engine) has the numbers. */
-    if (cpu_level() >= CPU_AVX2 && a->head_dim % 8 == 0) item = attn_item_avx2;
-    /* Items (token, KV head) in order, each costing its context length plus
-     * a fixed overhead; item i goes to thread floor(start_i * nth / total),
-     * so every thread gets a contiguous run of about total / nth. */
+    if (cpu_level() >= CPU_AVX2 && a->head_dim % 8 == 0) {
+        item = attn_item_avx2;
+        tile = attn_tile_avx2;
+    }
+    /* Tiles of up to tile_max tokens where the scratch of a tile call holds
+     * them; a tile gives each token the bits of the token alone, so how the
+     * batch is cut into tiles never shows in the result. */
+    const uint32_t group = a->n_head / a->n_head_kv;
+    uint32_t tile_max = ATTN_TILE;
+    if (tile_max > ATTN_TILE_ROWS / group) tile_max = ATTN_TILE_ROWS / group;
+    if (tile_max > ATTN_TILE_FLOATS / (group * a->head_dim))
+        tile_max = ATTN_TILE_FLOATS / (group * a->head_dim);
+    if (!tile || tile_max < 2) tile_max = 1;
+    /* Items (tile, KV head) in order, each costing its tokens' context
+     * lengths plus a fixed overhead per token; item i goes to thread
+     * floor(start_i * nth / total), so every thread gets a contiguous run of
+     * about total / nth. */
     uint64_t total = 0;
     for (uint32_t t = 0; t < a->n_tokens; t++)
         total += ((uint64_t)a->pos[t] + 1 + ITEM_OVERHEAD) * a->n_head_kv;
-    /* Consecutive heads of one token go to the item function together. */
+    /* Consecutive heads of one tile go to the item or tile function together. */
     uint64_t start = 0;
-    for (uint32_t t = 0; t < a->n_tokens; t++) {
-        const uint64_t cost = (uint64_t)a->pos[t] + 1 + ITEM_OVERHEAD;
+    for (uint32_t t = 0; t < a->n_tokens;) {
+        const uint32_t nt = tile_len(a, t, tile_max);
+        uint64_t cost = 0;
+        for (uint32_t i = 0; i < nt; i++) cost += (uint64_t)a->pos[t + i] + 1 + ITEM_OVERHEAD;
         uint32_t h0 = a->n_head_kv, h1 = 0;
         for (uint32_t kvh = 0; kvh < a->n_head_kv; kvh++, start += cost) {
             const uint64_t owner = start * nth / total;
@@ -121,7 +150,11 @@ void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth) {
             if (h0 > kvh) h0 = kvh;
             h1 = kvh + 1;
         }
-        if (h0 < h1) item(a, t, h0, h1);
+        if (h0 < h1) {
+            if (nt == 1) item(a, t, h0, h1);
+            else tile(a, t, nt, h0, h1);
+        }
         if (start * nth / total > ith) return;
+        t += nt;
     }
 }

@@ -230,6 +230,220 @@ void attn_item_avx2(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1) {
     }
 }
 
+/* Lane i of the result = the sum of the 8 lanes of d[order[i]], where
+ * d holds the sums of keys (0, 4, 1, 5, 2, 6, 3, 7) of a chunk in that
+ * order: a transposing tree that adds exactly as hsum does (lane i with
+ * i + 4, then lanes 0 and 2, 1 and 3, then the two halves), so a score
+ * has the same bits whether it came through hsum (the single-token items)
+ * or through here (the tiles). */
+static inline __m256 reduce8(const __m256 *d) {
+    __m256 e[4], f[2];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        e[i] = _mm256_add_ps(_mm256_permute2f128_ps(d[2 * i], d[2 * i + 1], 0x20),
+                             _mm256_permute2f128_ps(d[2 * i], d[2 * i + 1], 0x31));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)
+        f[i] = _mm256_add_ps(_mm256_unpacklo_ps(e[2 * i], e[2 * i + 1]),
+                             _mm256_unpackhi_ps(e[2 * i], e[2 * i + 1]));
+    return _mm256_add_ps(_mm256_shuffle_ps(f[0], f[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm256_shuffle_ps(f[0], f[1], _MM_SHUFFLE(3, 2, 3, 2)));
+}
+
+/* Scratch of one tile call, on the caller's stack (about 53 KiB). */
+typedef struct tile_scratch {
+    float acc[ATTN_TILE_FLOATS] __attribute__((aligned(32)));
+    float buf[CHUNK * ATTN_MAX_HEAD_DIM] __attribute__((aligned(32))); /* f16 rows as f32 */
+    float pw[ATTN_TILE_ROWS][CHUNK] __attribute__((aligned(32)));     /* chunk weights */
+    float m[ATTN_TILE_ROWS], l[ATTN_TILE_ROWS];
+    float c[ATTN_TILE_ROWS]; /* the chunk's rescale of each row's accumulators */
+} tile_scratch;
+
+/* The chunk's n rows of KV head kvh as f32 row pointers: f16 rows are
+ * converted into buf, f32 rows are read in the pool. */
+static inline __attribute__((always_inline)) void chunk_ptrs(const void *base, const size_t *rows,
+                                                             uint32_t n, uint32_t kvh, uint32_t hd,
+                                                             int f16, float *buf,
+                                                             const float **ptr) {
+    for (uint32_t jj = 0; jj < n; jj++) {
+        const size_t idx = (rows[jj] + kvh) * hd;
+        if (f16) {
+            const uint16_t *s = (const uint16_t *)base + idx;
+            float *d = buf + (size_t)jj * hd;
+#pragma GCC unroll 16
+            for (uint32_t i = 0; i < hd / 8; i++)
+                _mm256_store_ps(d + 8 * i,
+                                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + 8 * i))));
+            ptr[jj] = d;
+        } else {
+            ptr[jj] = (const float *)base + idx;
+        }
+    }
+}
+
+/* q.k over nv vectors of 8 (q already in registers), before the
+ * horizontal sum: the two accumulators of heads(), filled in its order. */
+static inline __attribute__((always_inline)) __m256 dot(const __m256 *q, const float *k,
+                                                        uint32_t nv) {
+    __m256 sum0 = _mm256_mul_ps(q[0], _mm256_loadu_ps(k));
+    __m256 sum1 = _mm256_setzero_ps();
+    uint32_t i = 1;
+#pragma GCC unroll 16
+    for (; i + 1 < nv; i += 2) {
+        sum1 = _mm256_fmadd_ps(q[i], _mm256_loadu_ps(k + 8 * i), sum1);
+        sum0 = _mm256_fmadd_ps(q[i + 1], _mm256_loadu_ps(k + 8 * (i + 1)), sum0);
+    }
+    if (i < nv) sum1 = _mm256_fmadd_ps(q[i], _mm256_loadu_ps(k + 8 * i), sum1);
+    return _mm256_add_ps(sum0, sum1);
+}
+
+/* The tile's tokens t0..t0+nt-1 (one sequence, positions p0..p0+nt-1) on
+ * KV head kvh: nt * group query rows walk the keys chunk by chunk, each
+ * chunk's K and V rows loaded (and converted) once for all of them. Row r =
+ * (token r / group, query head kvh * group + r % group). The arithmetic of
+ * each row is heads()'s: the same chunks (aligned to position 0), the same
+ * dot products (two accumulators, hsum's tree in reduce8), the same softmax
+ * update and exp, the V rows added in position order, so every output has
+ * the bits attn_item_avx2 gives the token alone; only the loops are
+ * reordered (a row's accumulators stay in registers over a chunk). */
+static inline __attribute__((always_inline)) void tile_head(const attn_args *a, uint32_t t0,
+                                                            uint32_t nt, uint32_t kvh,
+                                                            uint32_t hd, int f16,
+                                                            tile_scratch *sc) {
+    const uint32_t group = a->n_head / a->n_head_kv;
+    const uint32_t nv = hd / 8;
+    const uint32_t *table = a->tables[t0];
+    const uint32_t p0 = (uint32_t)a->pos[t0];
+    const uint32_t n_pos = p0 + nt; /* the last token's context */
+    const uint32_t nr = nt * group;
+    const size_t head_bytes = (size_t)hd * (f16 ? 2 : 4);
+    size_t rows[CHUNK], next[CHUNK];
+    const float *kp[CHUNK], *vp[CHUNK];
+
+    for (uint32_t r = 0; r < nr; r++) {
+        sc->m[r] = -INFINITY;
+        sc->l[r] = 0.0f;
+    }
+    memset(sc->acc, 0, (size_t)nr * hd * sizeof(float));
+    uint32_t n = chunk_rows(a, table, 0, n_pos, rows);
+    for (uint32_t j0 = 0; j0 < n_pos; j0 += CHUNK) {
+        const uint32_t n_next = chunk_rows(a, table, j0 + CHUNK, n_pos, next);
+        for (uint32_t jj = 0; jj < n_next; jj++) prefetch_row(a, next[jj], kvh, kvh + 1, head_bytes);
+        /* Tokens before qi0 have no position in this chunk: done. */
+        const uint32_t qi0 = j0 > p0 ? j0 - p0 : 0;
+        chunk_ptrs(a->k, rows, n, kvh, hd, f16, sc->buf, kp);
+        for (uint32_t jj = n; jj < CHUNK; jj++) kp[jj] = kp[0]; /* read, then masked */
+        for (uint32_t qi = qi0; qi < nt; qi++) {
+            const uint32_t nq = p0 + qi + 1 - j0 < n ? p0 + qi + 1 - j0 : n;
+            const __m256 live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+                _mm256_set1_epi32((int)nq), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+            for (uint32_t g = 0; g < group; g++) {
+                const uint32_t r = qi * group + g;
+                const float *qg = a->q + (size_t)(t0 + qi) * a->q_stride +
+                                  ((size_t)kvh * group + g) * hd;
+                /* d in reduce8's order: slot 2 * (jj % 4) + jj / 4 holds key
+                 * jj. Keys past the row's last position give lanes that
+                 * the mask below replaces. */
+                __m256 qv[ATTN_MAX_HEAD_DIM / 8], d[CHUNK];
+#pragma GCC unroll 16
+                for (uint32_t i = 0; i < nv; i++) qv[i] = _mm256_loadu_ps(qg + 8 * i);
+#pragma GCC unroll 8
+                for (uint32_t jj = 0; jj < CHUNK; jj++) d[2 * (jj % 4) + jj / 4] = dot(qv, kp[jj], nv);
+                /* As heads(): lanes past the row's positions are -inf before
+                 * the scale. */
+                const __m256 s = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), reduce8(d), live);
+                _mm256_store_ps(sc->pw[r], _mm256_mul_ps(s, _mm256_set1_ps(a->scale)));
+            }
+        }
+        /* Softmax update of every row, in a loop of its own so that the
+         * rows' dependency chains (max, exp, sum) overlap. */
+        for (uint32_t r = qi0 * group; r < nr; r++) {
+            const uint32_t qi = r / group;
+            const uint32_t nq = p0 + qi + 1 - j0 < n ? p0 + qi + 1 - j0 : n;
+            const __m256 live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+                _mm256_set1_epi32((int)nq), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+            const __m256 sv = _mm256_load_ps(sc->pw[r]);
+            const float cmax = hmax(sv);
+            const float m = sc->m[r];
+            const float mnew = cmax > m ? cmax : m;
+            const __m256 p = _mm256_and_ps(live, exp_ps(_mm256_sub_ps(sv, _mm256_set1_ps(mnew))));
+            _mm256_store_ps(sc->pw[r], p);
+            const float c = mnew > m ? expf(m - mnew) : 1.0f;
+            sc->l[r] = sc->l[r] * c + hsum(p);
+            sc->m[r] = mnew;
+            sc->c[r] = c;
+        }
+        chunk_ptrs(a->v, rows, n, kvh, hd, f16, sc->buf, vp);
+        /* Weighted V rows, in position order, 8 vectors of a row at a time
+         * held in registers over the chunk. */
+        for (uint32_t qi = qi0; qi < nt; qi++) {
+            const uint32_t nq = p0 + qi + 1 - j0 < n ? p0 + qi + 1 - j0 : n;
+            for (uint32_t g = 0; g < group; g++) {
+                const uint32_t r = qi * group + g;
+                float *ag = sc->acc + (size_t)r * hd;
+                const float c = sc->c[r];
+                for (uint32_t i0 = 0; i0 < nv; i0 += 8) {
+                    const uint32_t ni = nv - i0 < 8 ? nv - i0 : 8;
+                    __m256 acc[8];
+#pragma GCC unroll 8
+                    for (uint32_t i = 0; i < 8; i++)
+                        acc[i] = i < ni ? _mm256_load_ps(ag + 8 * (i0 + i)) : _mm256_setzero_ps();
+                    /* heads() rescales in place before adding the chunk. */
+                    if (c != 1.0f) {
+#pragma GCC unroll 8
+                        for (uint32_t i = 0; i < 8; i++)
+                            acc[i] = _mm256_mul_ps(acc[i], _mm256_set1_ps(c));
+                    }
+                    for (uint32_t jj = 0; jj < nq; jj++) {
+                        const __m256 pj = _mm256_set1_ps(sc->pw[r][jj]);
+                        const float *v = vp[jj] + 8 * i0;
+#pragma GCC unroll 8
+                        for (uint32_t i = 0; i < 8; i++)
+                            if (i < ni) acc[i] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 8 * i), acc[i]);
+                    }
+#pragma GCC unroll 8
+                    for (uint32_t i = 0; i < 8; i++)
+                        if (i < ni) _mm256_store_ps(ag + 8 * (i0 + i), acc[i]);
+                }
+            }
+        }
+        memcpy(rows, next, n_next * sizeof *rows);
+        n = n_next;
+    }
+    for (uint32_t qi = 0; qi < nt; qi++) {
+        float *out = a->out + (size_t)(t0 + qi) * a->out_stride + (size_t)kvh * group * hd;
+        for (uint32_t g = 0; g < group; g++) {
+            const uint32_t r = qi * group + g;
+            const __m256 inv = _mm256_set1_ps(1.0f / sc->l[r]);
+            for (uint32_t i = 0; i < nv; i++)
+                _mm256_storeu_ps(out + (size_t)g * hd + 8 * i,
+                                 _mm256_mul_ps(_mm256_load_ps(sc->acc + (size_t)r * hd + 8 * i),
+                                               inv));
+        }
+    }
+}
+
+void attn_tile_avx2(const attn_args *a, uint32_t t0, uint32_t nt, uint32_t h0, uint32_t h1) {
+    tile_scratch sc;
+    const uint32_t hd = a->head_dim;
+    const int f16 = a->kv_type == DTYPE_F16;
+    for (uint32_t kvh = h0; kvh < h1; kvh++) {
+        if (f16) {
+            switch (hd) {
+            case 64: tile_head(a, t0, nt, kvh, 64, 1, &sc); break;
+            case 128: tile_head(a, t0, nt, kvh, 128, 1, &sc); break;
+            default: tile_head(a, t0, nt, kvh, hd, 1, &sc); break;
+            }
+        } else {
+            switch (hd) {
+            case 64: tile_head(a, t0, nt, kvh, 64, 0, &sc); break;
+            case 128: tile_head(a, t0, nt, kvh, 128, 0, &sc); break;
+            default: tile_head(a, t0, nt, kvh, hd, 0, &sc); break;
+            }
+        }
+    }
+}
+
 void attn_f16_row_avx2(uint16_t *dst, const float *src, uint32_t n) {
     uint32_t i = 0;
     for (; i + 8 <= n; i += 8) {

@@ -4,7 +4,9 @@
  * table, scores in double, softmax, weighted sum. Covers GQA head mapping,
  * per-token causal limits within one batch, shuffled block tables, f32 and
  * f16 pools, splitting the work over threads, and every dispatch level this
- * CPU has (plain C, AVX2, AVX-512).
+ * CPU has (plain C, AVX2, AVX-512). The query tiles of a prefill chunk
+ * (attn_tile_avx2) give every token the bits of the token computed alone,
+ * at any tile size and offset.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -14,6 +16,7 @@
 
 #include "base/util.h"
 #include "kernels/attention.h"
+#include "kernels/attention_int.h"
 #include "kernels/cpu.h"
 #include "kernels/quant.h"
 
@@ -210,3 +213,201 @@ Test(attention, store_row_matches_f32_to_fp16) {
     attn_store_row(DTYPE_F32, f32, src, N);
     cr_assert_eq(memcmp(f32, src, sizeof f32), 0);
 }
+
+/* ---- Query tiles: a prefill chunk's tokens share each K/V load. ---- */
+
+enum { TBS = 16, T_SEQS = 3, T_PER_SEQ = 6, T_MAX_TOK = 96 };
+
+typedef struct tpool {
+    uint32_t n_head, n_kv, hd;
+    float *kf, *vf;    /* f32 values (f16-rounded for an f16 pool) */
+    uint16_t *kh, *vh;
+    uint32_t tables[T_SEQS][T_PER_SEQ];
+    const uint32_t *tp[T_MAX_TOK];
+    int32_t pos[T_MAX_TOK];
+    float *q;
+    uint32_t n_tokens;
+} tpool;
+
+/* Random K/V/Q (keys grow with position so the running max moves in later
+ * chunks) and shuffled block tables; no batch yet. */
+static void tpool_make(tpool *p, uint32_t n_head, uint32_t n_kv, uint32_t hd, uint64_t seed) {
+    const size_t n_blocks = (size_t)T_SEQS * T_PER_SEQ, n = n_blocks * TBS * n_kv * hd;
+    p->n_head = n_head;
+    p->n_kv = n_kv;
+    p->hd = hd;
+    p->kf = malloc(n * sizeof(float));
+    p->vf = malloc(n * sizeof(float));
+    p->kh = malloc(n * sizeof(uint16_t));
+    p->vh = malloc(n * sizeof(uint16_t));
+    p->q = malloc((size_t)T_MAX_TOK * n_head * hd * sizeof(float));
+    cr_assert(p->kf && p->vf && p->kh && p->vh && p->q);
+    uint64_t st = seed;
+    for (size_t i = 0; i < n; i++) {
+        const double slot = (double)((i / ((size_t)n_kv * hd)) % TBS) / TBS;
+        p->kf[i] = (float)((rng_uniform(&st) * 2 - 1) * (1 + slot));
+        p->vf[i] = (float)(rng_uniform(&st) * 2 - 1);
+        p->kh[i] = f32_to_fp16(p->kf[i]);
+        p->vh[i] = f32_to_fp16(p->vf[i]);
+    }
+    uint32_t perm[T_SEQS * T_PER_SEQ];
+    for (uint32_t i = 0; i < n_blocks; i++) perm[i] = i;
+    for (uint32_t i = (uint32_t)n_blocks - 1; i > 0; i--) {
+        const uint32_t j = (uint32_t)(splitmix64(&st) % (i + 1)), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    for (int sq = 0; sq < T_SEQS; sq++)
+        for (int b = 0; b < T_PER_SEQ; b++) p->tables[sq][b] = perm[sq * T_PER_SEQ + b];
+    for (size_t i = 0; i < (size_t)T_MAX_TOK * n_head * hd; i++)
+        p->q[i] = (float)(rng_uniform(&st) * 2 - 1) * 1.5f;
+}
+
+static void tpool_free(tpool *p) {
+    free(p->kf);
+    free(p->vf);
+    free(p->kh);
+    free(p->vh);
+    free(p->q);
+}
+
+/* Appends the run of positions p0..p0+len-1 of sequence sq to the batch. */
+static void tpool_run(tpool *p, int sq, int32_t p0, uint32_t len) {
+    for (uint32_t i = 0; i < len; i++) {
+        cr_assert(p->n_tokens < T_MAX_TOK);
+        p->tp[p->n_tokens] = p->tables[sq];
+        p->pos[p->n_tokens++] = p0 + (int32_t)i;
+    }
+}
+
+static attn_args tpool_args(const tpool *p, float *out, int f16) {
+    return (attn_args){.n_tokens = p->n_tokens, .n_head = p->n_head, .n_head_kv = p->n_kv,
+                       .head_dim = p->hd, .q = p->q, .q_stride = (size_t)p->n_head * p->hd,
+                       .out = out, .out_stride = (size_t)p->n_head * p->hd,
+                       .k = f16 ? (const void *)p->kh : (const void *)p->kf,
+                       .v = f16 ? (const void *)p->vh : (const void *)p->vf,
+                       .kv_type = f16 ? DTYPE_F16 : DTYPE_F32, .block_size = TBS,
+                       .pos = p->pos, .tables = p->tp, .scale = 1.0f / sqrtf((float)p->hd)};
+}
+
+/* Every token of the batch computed alone: a batch of one, as a decode
+ * step or a one-token prefill runs it. */
+static void one_by_one(const tpool *p, int f16, float *out) {
+    const size_t row = (size_t)p->n_head * p->hd;
+    for (uint32_t t = 0; t < p->n_tokens; t++) {
+        attn_args a = tpool_args(p, out, f16);
+        a.n_tokens = 1;
+        a.q = p->q + t * row;
+        a.out = out + t * row;
+        a.pos = p->pos + t;
+        a.tables = p->tp + t;
+        attn_forward_range(&a, 0, 1);
+    }
+}
+
+/* The batch through attn_forward_range (tiles where the level has them)
+ * must equal the tokens one by one bit for bit, for any thread split, and
+ * the plain-C reference within the SIMD tolerance; at the AVX2 level,
+ * attn_tile_avx2 called directly on every sub-run of each chunk (every
+ * tile size up to ATTN_TILE and offset, the KV heads together or one by
+ * one) gives the same bits too. has_tiles: whether the batch has a run of
+ * two or more tokens to tile. */
+static void check_tiles(tpool *p, int has_tiles) {
+    const size_t n_out = (size_t)p->n_tokens * p->n_head * p->hd;
+    float *single = malloc(n_out * sizeof(float)), *got = malloc(n_out * sizeof(float));
+    float *ref = malloc(n_out * sizeof(float));
+    cr_assert(single && got && ref);
+    const enum cpu_level best = cpu_best_level();
+    const uint32_t group = p->n_head / p->n_kv;
+    for (int f16 = 0; f16 <= 1; f16++) {
+        cr_assert_eq(cpu_set_level(CPU_SCALAR), 0);
+        attn_args a = tpool_args(p, ref, f16);
+        attn_forward_range(&a, 0, 1);
+        for (int l = CPU_SCALAR; l <= (int)best; l++) {
+            cr_assert_eq(cpu_set_level((enum cpu_level)l), 0);
+            const char *lname = cpu_level_name((enum cpu_level)l);
+            one_by_one(p, f16, single);
+            const uint32_t nths[] = {1, 2, 3, 7};
+            for (size_t k = 0; k < sizeof nths / sizeof nths[0]; k++) {
+                memset(got, 0xff, n_out * sizeof(float));
+                a = tpool_args(p, got, f16);
+                for (uint32_t ith = 0; ith < nths[k]; ith++) attn_forward_range(&a, ith, nths[k]);
+                for (size_t i = 0; i < n_out; i++)
+                    cr_assert(memcmp(&got[i], &single[i], sizeof(float)) == 0,
+                              "%s f16 %d group %u hd %u nth %u element %zu (token %zu): batch %a "
+                              "vs alone %a", lname, f16, group, p->hd, nths[k], i,
+                              i / ((size_t)p->n_head * p->hd), (double)got[i], (double)single[i]);
+            }
+            for (size_t i = 0; i < n_out; i++)
+                cr_assert(fabs(got[i] - ref[i]) <= 2e-5, "%s f16 %d element %zu: %g vs reference %g",
+                          lname, f16, i, got[i], ref[i]);
+        }
+        if (best < CPU_AVX2 || p->hd % 8 != 0) {
+            printf("attention tiles: attn_tile_avx2 not called directly: %s\n",
+                   best < CPU_AVX2 ? "this CPU lacks AVX2" : "head_dim not a multiple of 8");
+            continue;
+        }
+        cr_assert_eq(cpu_set_level(CPU_AVX2), 0);
+        one_by_one(p, f16, single);
+        a = tpool_args(p, got, f16);
+        const uint32_t max_nt = ATTN_TILE_ROWS / group < ATTN_TILE ? ATTN_TILE_ROWS / group : ATTN_TILE;
+        uint32_t n_calls = 0;
+        for (uint32_t t0 = 0; t0 < p->n_tokens; t0++) {
+            for (uint32_t nt = 2; nt <= max_nt && t0 + nt <= p->n_tokens; nt++) {
+                const uint32_t last = t0 + nt - 1;
+                if (p->tp[last] != p->tp[t0] || p->pos[last] != p->pos[t0] + (int32_t)(nt - 1))
+                    break;
+                if ((size_t)nt * group * p->hd > ATTN_TILE_FLOATS) break;
+                memset(got, 0xff, n_out * sizeof(float));
+                if (nt % 2) attn_tile_avx2(&a, t0, nt, 0, p->n_kv);
+                else
+                    for (uint32_t h = 0; h < p->n_kv; h++) attn_tile_avx2(&a, t0, nt, h, h + 1);
+                const size_t lo = (size_t)t0 * p->n_head * p->hd, hi = lo + (size_t)nt * p->n_head * p->hd;
+                cr_assert(memcmp(got + lo, single + lo, (hi - lo) * sizeof(float)) == 0,
+                          "attn_tile_avx2 f16 %d group %u hd %u tokens %u..%u differ from alone",
+                          f16, group, p->hd, t0, t0 + nt - 1);
+                n_calls++;
+            }
+        }
+        cr_assert_eq(n_calls > 0, has_tiles, "%u tile calls", n_calls);
+    }
+    cpu_set_level(best);
+    free(single);
+    free(got);
+    free(ref);
+}
+
+/* A mixed batch: a prefill chunk of seq 0 from position 0 (several full
+ * tiles, crossing block boundaries), two chunks of seq 1 not starting at 0
+ * and not a multiple of the tile long, interleaved with decodes of seq 2
+ * and a lone seq 1 token that continues no run. */
+static void mixed_batch(tpool *p) {
+    p->n_tokens = 0;
+    tpool_run(p, 0, 0, 35);
+    tpool_run(p, 1, 13, 11);
+    tpool_run(p, 2, 70, 1);
+    tpool_run(p, 1, 24, 21);
+    tpool_run(p, 2, 71, 1);
+    tpool_run(p, 1, 50, 1);
+    tpool_run(p, 0, 35, 3);
+}
+
+static void check_tile_shape(uint32_t n_head, uint32_t n_kv, uint32_t hd) {
+    static tpool p;
+    tpool_make(&p, n_head, n_kv, hd, 1000 + n_head * 7 + hd);
+    mixed_batch(&p);
+    check_tiles(&p, 1);
+    /* Two sequences interleaved token by token: no tiles form. */
+    p.n_tokens = 0;
+    for (int32_t i = 0; i < 10; i++) {
+        tpool_run(&p, 0, 20 + i, 1);
+        tpool_run(&p, 1, 3 + i, 1);
+    }
+    check_tiles(&p, 0);
+    tpool_free(&p);
+}
+
+Test(attention, tiles_equal_single_tokens_mha) { check_tile_shape(8, 8, 64); }
+Test(attention, tiles_equal_single_tokens_gqa_32_4) { check_tile_shape(32, 4, 64); }
+Test(attention, tiles_equal_single_tokens_head_dim_128) { check_tile_shape(8, 2, 128); }
+Test(attention, tiles_equal_single_tokens_head_dim_40) { check_tile_shape(4, 2, 40); }
