@@ -7,7 +7,8 @@
  *     int32 with VPMADDWD, one float FMA per block;
  *   F16: F16C widening and FMA against F16 activations;
  *   BF16: widening by a shift (exact) and FMA against BF16 activations.
- * Four weight rows share each activation load.
+ * Four weight rows share each activation load. The K-quants are in
+ * gemm_k_avx2.c.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -134,4 +135,5 @@ void mm_kernels_fill_avx2(mm_kernels *k) {
     /* Q4_0/Q8_0 are read row by row here: X16 ones would go to the reference. */
     k->x16[DTYPE_Q4_0] = k->x16[DTYPE_Q8_0] = 0;
     k->gemm[DTYPE_BF16] = gemm_bf16;
+    mm_kernels_fill_k_avx2(k);
 }

@@ -53,6 +53,7 @@ void mm_kernels_fill_scalar(mm_kernels *k);
 void mm_kernels_fill_avx2(mm_kernels *k);
 void mm_kernels_fill_avx512(mm_kernels *k);
 void mm_kernels_fill_k_avx512(mm_kernels *k); /* Q4_K, Q6_K (gemm_k_avx512.c) */
+void mm_kernels_fill_k_avx2(mm_kernels *k);   /* Q2_K..Q6_K (gemm_k_avx2.c) */
 void mm_kernels_fill_f16_avx512(mm_kernels *k); /* F16 (gemm_f16_avx512.c) */
 void mm_kernels_fill_bf16_avx512(mm_kernels *k); /* BF16 with AVX512_BF16 (gemm_bf16_avx512.c) */
 /* The AVX2 level's F16 gemm on X16 weights (gemm_f16_avx2.c; activations

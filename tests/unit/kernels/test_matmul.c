@@ -7,7 +7,8 @@
  * reason). Shapes cover GEMV (1 row), partial tiles and partial chunks, with
  * and without the thread pool. Also: the X16 repack in place, row lookups,
  * mm_weight_init's argument checks, and mm_forward_group against separate
- * calls.
+ * calls. The AVX2 K-quant kernels are also checked bit for bit against the
+ * reference on random block bytes, column range by column range.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -21,6 +22,7 @@
 #include "inferd.h"
 #include "kernels/cpu.h"
 #include "kernels/matmul.h"
+#include "kernels/matmul_int.h"
 #include "kernels/quant.h"
 
 /* Error bounds, relative to sum_i |w_i x_i| of the output element:
@@ -125,8 +127,10 @@ static const enum dtype all_types[] = {DTYPE_F32,  DTYPE_F16,  DTYPE_BF16, DTYPE
                                        DTYPE_Q5_0, DTYPE_Q5_1, DTYPE_Q8_0, DTYPE_Q2_K, DTYPE_Q3_K,
                                        DTYPE_Q4_K, DTYPE_Q5_K, DTYPE_Q6_K, DTYPE_IQ4_NL, DTYPE_IQ4_XS};
 /* {n_in, n_out, n_rows}: GEMV, partial 16-row tiles, more rows than a tile,
- * row tails of every microkernel width. */
-static const int64_t shapes[][3] = {{256, 37, 1}, {512, 64, 3}, {256, 70, 17}, {768, 48, 1}, {256, 33, 70}};
+ * row tails of every microkernel width, longer rows with 2, 3 and 13
+ * activation rows and column counts not a multiple of 4. */
+static const int64_t shapes[][3] = {{256, 37, 1}, {512, 64, 3},  {256, 70, 17},  {768, 48, 1},
+                                    {256, 33, 70}, {1280, 22, 2}, {2048, 13, 3}, {1024, 19, 13}};
 
 static void run_level(enum cpu_level level) {
     if (cpu_set_level(CPU_SCALAR)) cr_assert_fail("scalar level must exist");
@@ -559,4 +563,116 @@ Test(matmul, group_of_mixed_types_falls_back) {
     free(scratch);
     problem_free(&a);
     problem_free(&b);
+}
+
+/* Random block bytes (every quant, scale, minimum and high-bit pattern) with
+ * finite fp16 super-block scales in [-2, 2]. */
+static void random_k_blocks(enum dtype t, uint8_t *dst, size_t n_bytes, uint64_t *seed) {
+    const dtype_info *ti = dtype_get(t);
+    for (size_t i = 0; i < n_bytes; i++) dst[i] = (uint8_t)(splitmix64(seed) >> 56);
+    /* offsets of the fp16 fields in each block */
+    size_t off[2] = {0, 2};
+    int n_off = 2;
+    switch (t) {
+    case DTYPE_Q2_K: off[0] = 80, off[1] = 82; break;
+    case DTYPE_Q3_K: off[0] = 108, n_off = 1; break;
+    case DTYPE_Q6_K: off[0] = 208, n_off = 1; break;
+    default: break;
+    }
+    for (size_t b = 0; b < n_bytes; b += ti->type_size)
+        for (int k = 0; k < n_off; k++) {
+            uint16_t h = f32_to_fp16((float)(4 * rng_uniform(seed) - 2));
+            memcpy(dst + b + off[k], &h, 2);
+        }
+}
+
+/* The AVX2 K-quant gemm entries (gemm_k_avx2.c) equal mm_gemm_ref bit for
+ * bit: the integer block sums are exact and the float sums in the
+ * reference's order. Straight on the level's table, with activation rows 1
+ * to 4 (the one-weight-row path), 6, 7 and 13 (tiles of 4 rows and every
+ * tail), several n_in and column ranges [o0, o1) not aligned to 4; columns
+ * outside the range stay untouched. Then through mm_forward, with and
+ * without the pool, at every level whose table uses the same entry. */
+Test(matmul, k_quants_avx2_bit_identical) {
+    if (cpu_best_level() < CPU_AVX2) {
+        printf("skip: this CPU lacks AVX2 (best is %s)\n", cpu_level_name(cpu_best_level()));
+        return;
+    }
+    const enum dtype types[] = {DTYPE_Q2_K, DTYPE_Q3_K, DTYPE_Q4_K, DTYPE_Q5_K, DTYPE_Q6_K};
+    const int64_t n_ins[] = {256, 768, 2048}, rows[] = {1, 2, 3, 4, 6, 7, 13}, n_out = 23;
+    const int64_t ranges[][2] = {{0, 23}, {1, 22}, {3, 18}, {5, 6}, {20, 23}};
+    const mm_kernels *k = mm_kernels_get(CPU_AVX2);
+    threadpool *tp = threadpool_new(2);
+    cr_assert_not_null(tp);
+    uint64_t seed = 77;
+    char err[256];
+    cr_assert_eq(cpu_set_level(CPU_AVX2), 0);
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        const enum dtype type = types[t];
+        cr_assert(k->gemm[type] && k->gemm[type] != mm_gemm_ref, "%s has no AVX2 kernel", dtype_get(type)->name);
+        for (size_t i = 0; i < sizeof n_ins / sizeof n_ins[0]; i++) {
+            const int64_t n_in = n_ins[i], n_rows = rows[sizeof rows / sizeof rows[0] - 1];
+            uint64_t rb;
+            cr_assert_eq(dtype_row_bytes(type, n_in, &rb), 0);
+            uint8_t *wd = malloc(rb * n_out);
+            random_k_blocks(type, wd, rb * n_out, &seed);
+            float *x = malloc(sizeof(float) * n_in * n_rows);
+            for (int64_t j = 0; j < n_in * n_rows; j++) x[j] = 3 * normal(&seed);
+            mm_weight w;
+            cr_assert_eq(mm_weight_init(&w, type, n_in, n_out, wd, err, sizeof err), 0, "%s", err);
+            const size_t stride = k->act_bytes[type](type, n_in) + 8; /* not a multiple of 64 */
+            uint8_t *xq = malloc(stride * n_rows);
+            for (int64_t r = 0; r < n_rows; r++) k->act[type](type, x + r * n_in, xq + r * stride, n_in);
+            float *want = malloc(sizeof(float) * n_out * n_rows), *got = malloc(sizeof(float) * n_out * n_rows);
+            for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++)
+                for (size_t c = 0; c < sizeof ranges / sizeof ranges[0]; c++) {
+                    const int64_t o0 = ranges[c][0], o1 = ranges[c][1], nr = rows[ri];
+                    for (int64_t j = 0; j < n_out * nr; j++) want[j] = got[j] = NAN;
+                    mm_gemm_ref(&w, xq, stride, nr, want, n_out, o0, o1);
+                    k->gemm[type](&w, xq, stride, nr, got, n_out, o0, o1);
+                    for (int64_t r = 0; r < nr; r++)
+                        for (int64_t o = 0; o < n_out; o++) {
+                            float g = got[r * n_out + o], e = want[r * n_out + o];
+                            if (o < o0 || o >= o1) {
+                                cr_assert(isnan(g), "%s: column %lld outside [%lld, %lld) written",
+                                          dtype_get(type)->name, (long long)o, (long long)o0, (long long)o1);
+                                continue;
+                            }
+                            cr_assert(memcmp(&g, &e, sizeof g) == 0,
+                                      "%s n_in %lld, %lld rows, columns [%lld, %lld): row %lld col %lld got %.9g "
+                                      "want %.9g",
+                                      dtype_get(type)->name, (long long)n_in, (long long)nr, (long long)o0,
+                                      (long long)o1, (long long)r, (long long)o, g, e);
+                        }
+                }
+            /* mm_forward: AVX2 (and a higher level using the same entry)
+             * against the scalar level, bit for bit. */
+            void *scratch = malloc(mm_scratch_bytes(&w, n_rows));
+            float *ref = malloc(sizeof(float) * n_out * n_rows);
+            cr_assert_eq(cpu_set_level(CPU_SCALAR), 0);
+            mm_forward(NULL, &w, x, n_rows, ref, scratch);
+            for (int l = CPU_AVX2; l <= (int)cpu_best_level(); l++) {
+                if (mm_kernels_get((enum cpu_level)l)->gemm[type] != k->gemm[type]) continue;
+                cr_assert_eq(cpu_set_level((enum cpu_level)l), 0);
+                for (int pool = 0; pool < 2; pool++) {
+                    for (int64_t j = 0; j < n_out * n_rows; j++) got[j] = NAN;
+                    mm_forward(pool ? tp : NULL, &w, x, n_rows, got, scratch);
+                    cr_assert_eq(memcmp(got, ref, sizeof(float) * n_out * n_rows), 0,
+                                 "%s n_in %lld: mm_forward at %s (pool %d) differs from scalar",
+                                 dtype_get(type)->name, (long long)n_in, cpu_level_name((enum cpu_level)l), pool);
+                }
+            }
+            cr_assert_eq(cpu_set_level(CPU_AVX2), 0);
+            free(scratch);
+            free(ref);
+            free(want);
+            free(got);
+            free(xq);
+            free(x);
+            free(wd);
+            mm_weight_release(&w);
+        }
+    }
+    cpu_set_level(cpu_best_level());
+    threadpool_free(tp);
 }
