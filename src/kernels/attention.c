@@ -129,8 +129,13 @@ void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth) {
         item = attn_item_avx2;
         tile = attn_tile_avx2;
         /* The tiles compute a query as attn_item_avx2 does, bit for bit, at
-         * either width; 16 lanes take fewer instructions. */
-        if (cpu_level() >= CPU_AVX512 && a->head_dim % 16 == 0) tile = attn_tile_avx512;
+         * either width. On the Zen 4 we measure on, 16 lanes pay from
+         * head_dim 128 (a 512-token prefill layer, 1 thread: 32 heads on 8
+         * KV heads 40 ms against 46, on 32 KV heads 39-45 against 50-52);
+         * at head_dim 64 the 8-lane tile is as fast (GQA 8) or 6% faster
+         * (12 KV heads). docs/performance.md (Prefill attention). */
+        if (cpu_level() >= CPU_AVX512 && a->head_dim % 16 == 0 && a->head_dim >= 128)
+            tile = attn_tile_avx512;
     }
     /* Tiles of up to tile_max tokens where the scratch of a tile call holds
      * them; a tile gives each token the bits of the token alone, so how the
