@@ -112,20 +112,23 @@ static inline __m256i dot_scaled(__m256i q, const uint8_t *a, __m256i s) {
 }
 
 /* The 8 six-bit scales (as int16, both 128-bit lanes alike) and 8 six-bit
- * minimums (int16) of a Q4_K/Q5_K super-block from its 12 packed bytes, as
- * ggml's get_scale_min_k4 reads them. */
+ * minimums (int16) of a Q4_K/Q5_K super-block from its 12 packed bytes s
+ * at p, as ggml's get_scale_min_k4 reads them: for j < 4 scale j is
+ * s[j] & 63 and minimum j s[j+4] & 63; for j >= 4 scale j is the low nibble
+ * of s[j+4] with the top two bits of s[j-4] above it, minimum j the high
+ * nibble of s[j+4] with the top two bits of s[j]. Reads 16 bytes at p (the
+ * block goes on past its scales). */
 static inline void scales_k4(const uint8_t *p, __m256i *sc, __m128i *mn) {
-    const uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
-    uint32_t u[4];
-    memcpy(&u[0], p, 4);
-    memcpy(&u[1], p + 4, 4);
-    memcpy(&u[2], p + 8, 4);
-    u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
-    uint32_t aux = u[1] & kmask1;
-    u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
-    u[2] = aux;
-    u[0] &= kmask1;
-    __m128i b = _mm_setr_epi32((int)u[0], (int)u[1], (int)u[2], (int)u[3]);
+    const __m128i v = _mm_loadu_si128((const __m128i *)p);
+    /* bytes 0-7 the scales, 8-15 the minimums: the byte with the low bits
+     * (a) and, for j >= 4, the byte with the top two (t) */
+    const __m128i a = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i t = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    const __m128i lo = _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0));
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(a, 4),
+                                     _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15));
+    const __m128i top = _mm_and_si128(_mm_srli_epi16(t, 2), _mm_set1_epi8(0x30));
+    const __m128i b = _mm_or_si128(_mm_or_si128(lo, hi), top);
     *sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(b));
     *mn = _mm_cvtepu8_epi16(_mm_srli_si128(b, 8));
 }
