@@ -109,6 +109,14 @@ static uint32_t tile_len(const attn_args *a, uint32_t t, uint32_t max) {
     return n;
 }
 
+/* Cost of one KV head of the tile t..t+nt-1: its tokens' context lengths
+ * plus a fixed overhead per token. */
+static uint64_t tile_cost(const attn_args *a, uint32_t t, uint32_t nt) {
+    uint64_t cost = 0;
+    for (uint32_t i = 0; i < nt; i++) cost += (uint64_t)a->pos[t + i] + 1 + ITEM_OVERHEAD;
+    return cost;
+}
+
 void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth) {
     attn_item_fn item = attn_item_scalar;
     attn_tile_fn tile = NULL;
@@ -120,6 +128,9 @@ void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth) {
     if (cpu_level() >= CPU_AVX2 && a->head_dim % 8 == 0) {
         item = attn_item_avx2;
         tile = attn_tile_avx2;
+        /* The tiles compute a query as attn_item_avx2 does, bit for bit, at
+         * either width; 16 lanes take fewer instructions. */
+        if (cpu_level() >= CPU_AVX512 && a->head_dim % 16 == 0) tile = attn_tile_avx512;
     }
     /* Tiles of up to tile_max tokens where the scratch of a tile call holds
      * them; a tile gives each token the bits of the token alone, so how the
@@ -137,12 +148,32 @@ void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth) {
     uint64_t total = 0;
     for (uint32_t t = 0; t < a->n_tokens; t++)
         total += ((uint64_t)a->pos[t] + 1 + ITEM_OVERHEAD) * a->n_head_kv;
-    /* Consecutive heads of one tile go to the item or tile function together. */
+    /* Tiles head by head, so that a thread's tiles read one KV head's rows
+     * (which stay in L2) before the next head's; item (tile, kvh) starts at
+     * the tile's start plus kvh times its cost. */
+    if (tile_max > 1) {
+        for (uint32_t kvh = 0; kvh < a->n_head_kv; kvh++) {
+            uint64_t start = 0;
+            for (uint32_t t = 0; t < a->n_tokens;) {
+                const uint32_t nt = tile_len(a, t, tile_max);
+                const uint64_t cost = tile_cost(a, t, nt);
+                if (nt > 1 && (start + kvh * cost) * nth / total == ith) tile(a, t, nt, kvh, kvh + 1);
+                start += cost * a->n_head_kv;
+                t += nt;
+            }
+        }
+    }
+    /* Single tokens: consecutive heads of one token go to the item function
+     * together. */
     uint64_t start = 0;
     for (uint32_t t = 0; t < a->n_tokens;) {
         const uint32_t nt = tile_len(a, t, tile_max);
-        uint64_t cost = 0;
-        for (uint32_t i = 0; i < nt; i++) cost += (uint64_t)a->pos[t + i] + 1 + ITEM_OVERHEAD;
+        const uint64_t cost = tile_cost(a, t, nt);
+        if (nt > 1) {
+            start += cost * a->n_head_kv;
+            t += nt;
+            continue;
+        }
         uint32_t h0 = a->n_head_kv, h1 = 0;
         for (uint32_t kvh = 0; kvh < a->n_head_kv; kvh++, start += cost) {
             const uint64_t owner = start * nth / total;
@@ -150,10 +181,7 @@ void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth) {
             if (h0 > kvh) h0 = kvh;
             h1 = kvh + 1;
         }
-        if (h0 < h1) {
-            if (nt == 1) item(a, t, h0, h1);
-            else tile(a, t, nt, h0, h1);
-        }
+        if (h0 < h1) item(a, t, h0, h1);
         if (start * nth / total > ith) return;
         t += nt;
     }

@@ -16,7 +16,7 @@
 
 /* Most tokens in one tile, and most query rows (tokens x GQA group) and
  * accumulator floats (rows x head_dim) one tile call keeps. */
-#define ATTN_TILE 8
+#define ATTN_TILE 16
 #define ATTN_TILE_ROWS 128
 #define ATTN_TILE_FLOATS 8192
 
@@ -33,6 +33,9 @@ void attn_item_avx2(const attn_args *a, uint32_t t, uint32_t h0, uint32_t h1);
  * to attn_item_avx2's for the token alone (attention_avx2.c); needs
  * head_dim % 8 == 0. */
 void attn_tile_avx2(const attn_args *a, uint32_t t0, uint32_t nt, uint32_t h0, uint32_t h1);
+/* The same with 16-lane vectors, the same bits (attention_tile_avx512.c);
+ * needs AVX-512 F and head_dim % 16 == 0. */
+void attn_tile_avx512(const attn_args *a, uint32_t t0, uint32_t nt, uint32_t h0, uint32_t h1);
 /* AVX-512 F + F16C (attention_avx512.c); needs head_dim % 16 == 0. Not
  * chosen by attn_forward_range (slower than the AVX2 item on Zen 4); tested
  * directly. */

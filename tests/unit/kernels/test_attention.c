@@ -305,13 +305,41 @@ static void one_by_one(const tpool *p, int f16, float *out) {
     }
 }
 
+/* tile called directly on every sub-run of 2 or more tokens of each chunk
+ * (every tile size up to ATTN_TILE and offset; odd sizes with all KV heads
+ * in one call, even ones head by head) must give the bits of single (the
+ * tokens one by one at the AVX2 level). Returns how many calls it made. */
+static uint32_t check_tile_fn(const tpool *p, int f16, attn_tile_fn tile, const char *name,
+                          const float *single, float *got) {
+    const size_t n_out = (size_t)p->n_tokens * p->n_head * p->hd, row = (size_t)p->n_head * p->hd;
+    const uint32_t group = p->n_head / p->n_kv;
+    const uint32_t max_nt = ATTN_TILE_ROWS / group < ATTN_TILE ? ATTN_TILE_ROWS / group : ATTN_TILE;
+    attn_args a = tpool_args(p, got, f16);
+    uint32_t n_calls = 0;
+    for (uint32_t t0 = 0; t0 < p->n_tokens; t0++) {
+        for (uint32_t nt = 2; nt <= max_nt && t0 + nt <= p->n_tokens; nt++) {
+            const uint32_t last = t0 + nt - 1;
+            if (p->tp[last] != p->tp[t0] || p->pos[last] != p->pos[t0] + (int32_t)(nt - 1)) break;
+            if ((size_t)nt * group * p->hd > ATTN_TILE_FLOATS) break;
+            memset(got, 0xff, n_out * sizeof(float));
+            if (nt % 2) tile(&a, t0, nt, 0, p->n_kv);
+            else
+                for (uint32_t h = 0; h < p->n_kv; h++) tile(&a, t0, nt, h, h + 1);
+            cr_assert(memcmp(got + t0 * row, single + t0 * row, nt * row * sizeof(float)) == 0,
+                      "%s f16 %d group %u hd %u tokens %u..%u differ from alone", name, f16,
+                      group, p->hd, t0, last);
+            n_calls++;
+        }
+    }
+    return n_calls;
+}
+
 /* The batch through attn_forward_range (tiles where the level has them)
  * must equal the tokens one by one bit for bit, for any thread split, and
- * the plain-C reference within the SIMD tolerance; at the AVX2 level,
- * attn_tile_avx2 called directly on every sub-run of each chunk (every
- * tile size up to ATTN_TILE and offset, the KV heads together or one by
- * one) gives the same bits too. has_tiles: whether the batch has a run of
- * two or more tokens to tile. */
+ * the plain-C reference within the SIMD tolerance; attn_tile_avx2 and
+ * attn_tile_avx512 (where the CPU has them) called directly on every
+ * sub-run of each chunk give the same bits too (check_tile_fn). has_tiles:
+ * whether the batch has a run of two or more tokens to tile. */
 static void check_tiles(tpool *p, int has_tiles) {
     const size_t n_out = (size_t)p->n_tokens * p->n_head * p->hd;
     float *single = malloc(n_out * sizeof(float)), *got = malloc(n_out * sizeof(float));
@@ -349,27 +377,13 @@ static void check_tiles(tpool *p, int has_tiles) {
         }
         cr_assert_eq(cpu_set_level(CPU_AVX2), 0);
         one_by_one(p, f16, single);
-        a = tpool_args(p, got, f16);
-        const uint32_t max_nt = ATTN_TILE_ROWS / group < ATTN_TILE ? ATTN_TILE_ROWS / group : ATTN_TILE;
-        uint32_t n_calls = 0;
-        for (uint32_t t0 = 0; t0 < p->n_tokens; t0++) {
-            for (uint32_t nt = 2; nt <= max_nt && t0 + nt <= p->n_tokens; nt++) {
-                const uint32_t last = t0 + nt - 1;
-                if (p->tp[last] != p->tp[t0] || p->pos[last] != p->pos[t0] + (int32_t)(nt - 1))
-                    break;
-                if ((size_t)nt * group * p->hd > ATTN_TILE_FLOATS) break;
-                memset(got, 0xff, n_out * sizeof(float));
-                if (nt % 2) attn_tile_avx2(&a, t0, nt, 0, p->n_kv);
-                else
-                    for (uint32_t h = 0; h < p->n_kv; h++) attn_tile_avx2(&a, t0, nt, h, h + 1);
-                const size_t lo = (size_t)t0 * p->n_head * p->hd, hi = lo + (size_t)nt * p->n_head * p->hd;
-                cr_assert(memcmp(got + lo, single + lo, (hi - lo) * sizeof(float)) == 0,
-                          "attn_tile_avx2 f16 %d group %u hd %u tokens %u..%u differ from alone",
-                          f16, group, p->hd, t0, t0 + nt - 1);
-                n_calls++;
-            }
-        }
-        cr_assert_eq(n_calls > 0, has_tiles, "%u tile calls", n_calls);
+        const uint32_t n_calls = check_tile_fn(p, f16, attn_tile_avx2, "attn_tile_avx2", single, got);
+        cr_assert_eq(n_calls > 0, has_tiles, "%u direct tile calls", n_calls);
+        if (best >= CPU_AVX512 && p->hd % 16 == 0)
+            check_tile_fn(p, f16, attn_tile_avx512, "attn_tile_avx512", single, got);
+        else
+            printf("attention tiles: attn_tile_avx512 not called (hd %u): %s\n", p->hd,
+                   best < CPU_AVX512 ? "this CPU lacks AVX-512" : "head_dim not a multiple of 16");
     }
     cpu_set_level(best);
     free(single);
