@@ -9,14 +9,14 @@
  * the sub-block scales sums the int16 pairs into int32. Each sum is exact,
  * so the integer block sums equal the reference's (quant_kdot.c); the
  * minimums (Q2_K, Q4_K, Q5_K) come from the activation bsums, and so do the
- * Q3_K and Q6_K offsets. The float part (block
- * scales, super-block sums) follows the reference's order, so the results
- * are bit-identical to mm_gemm_ref.
+ * Q3_K and Q6_K offsets. The float part (block scales, super-block sums)
+ * follows the reference's order, so the results are bit-identical to
+ * mm_gemm_ref.
  *
  * Up to AR activation rows (decode) read one weight row at a time, in
- * order, as a single prefetched stream; more rows go through tiles where
- * four weight rows share each activation load, AR activation rows each
- * unpacked weight vector, and the float part runs four columns wide.
+ * order, as a single stream; more rows go through tiles where four weight
+ * rows share each activation load, AR activation rows each unpacked weight
+ * vector, and the float part runs four columns wide.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -25,7 +25,6 @@
 
 #define WR 4 /* weight rows per tile */
 #define AR 4 /* activation rows per tile (the switches in KIND_ENTRIES go to 4) */
-#define PF_DIST 1024 /* bytes ahead in each weight row to prefetch */
 
 /* Byte offsets in a Q8_K activation block (292 bytes). */
 #define Q8K_SIZE 292
@@ -40,15 +39,6 @@ typedef void (*tile_fn)(int nr, const uint8_t *const wr[WR], int nw, const uint8
 /* The same for one weight row: y[r*ldy] for r < nr. */
 typedef void (*row_fn)(int nr, const uint8_t *row, const uint8_t *act, size_t stride, int64_t nsb, float *y,
                        int64_t ldy);
-
-/* Asks for the cache lines of the n bytes at p (a block PF_DIST ahead in a
- * weight row; a hint only, so past the row's end is harmless). */
-static inline void prefetch_block(const uint8_t *p, size_t n) {
-    _mm_prefetch((const char *)p, _MM_HINT_T0);
-    _mm_prefetch((const char *)p + 64, _MM_HINT_T0);
-    _mm_prefetch((const char *)p + 128, _MM_HINT_T0);
-    if (n > 192) _mm_prefetch((const char *)p + 192, _MM_HINT_T0);
-}
 
 /* The sum of 8 int32 / of 4 int32. */
 static inline int hsum_128(__m128i v) {
@@ -397,7 +387,6 @@ static inline __attribute__((always_inline)) void row_k(const int kind, const in
     for (int r = 0; r < nr; r++) sumf[r] = 0.f;
     for (int64_t sb = 0; sb < nsb; sb++) {
         const uint8_t *b = row + (size_t)sb * bsz, *a = act + (size_t)sb * Q8K_SIZE;
-        prefetch_block(b + PF_DIST, bsz);
         __m256i sum[AR], mins;
         sb_dot(kind, nr, b, a, stride, sum, &mins);
         const float wd = half_at(b + kind_d(kind));
