@@ -9,23 +9,35 @@
  * the sub-block scales sums the int16 pairs into int32. Each sum is exact,
  * so the integer block sums equal the reference's (quant_kdot.c); the
  * minimums (Q2_K, Q4_K, Q5_K) come from the activation bsums, and so do the
- * Q3_K and Q6_K offsets. The float part (block
- * scales, super-block sums) follows the reference's order, so the results
- * are bit-identical to mm_gemm_ref.
+ * Q3_K and Q6_K offsets. The float part (block scales, super-block sums)
+ * follows the reference's order, so the results are bit-identical to
+ * mm_gemm_ref.
  *
  * Up to AR activation rows (decode) read one weight row at a time, in
- * order, as a single prefetched stream; more rows go through tiles where
- * four weight rows share each activation load, AR activation rows each
- * unpacked weight vector, and the float part runs four columns wide.
+ * order, as a single stream; more rows go through tiles where four weight
+ * rows share each activation load, AR activation rows each unpacked weight
+ * vector, and the float part runs four columns wide.
  */
 #include <immintrin.h>
 #include <string.h>
 
 #include "kernels/matmul_int.h"
 
+/* The float part must round like the reference's separate multiplies and
+ * adds: no fused multiply-adds (GCC's ISO C mode contracts nothing; clang
+ * contracts within an expression unless told). */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 #define WR 4 /* weight rows per tile */
 #define AR 4 /* activation rows per tile (the switches in KIND_ENTRIES go to 4) */
-#define PF_DIST 1024 /* bytes ahead in each weight row to prefetch */
+
+/* An empty asm that may change the running sum v: keeps GCC from
+ * reassociating a super-block's integer adds into one tree over all its
+ * products, which holds them all at once and spills most of them (14%
+ * fewer instructions on a 64-row GEMM, callgrind). */
+#define KEEP_SUM(v) __asm__("" : "+x"(v))
 
 /* Byte offsets in a Q8_K activation block (292 bytes). */
 #define Q8K_SIZE 292
@@ -35,20 +47,11 @@
 /* The per-type tile: y[r*ldy + k] = dot(row wr[k], activation row r) for
  * r < nr, k < nw (wr[k] for k >= nw repeat a valid row; their sums are
  * dropped). */
-typedef void (*tile_fn)(int nr, const uint8_t *const wr[WR], int nw, const uint8_t *act, size_t stride, int64_t nsb,
-                        float *y, int64_t ldy);
+typedef void (*tile_fn)(int nr, const uint8_t *const wr[WR], int nw, const uint8_t *act,
+                        size_t stride, int64_t nsb, float *y, int64_t ldy);
 /* The same for one weight row: y[r*ldy] for r < nr. */
-typedef void (*row_fn)(int nr, const uint8_t *row, const uint8_t *act, size_t stride, int64_t nsb, float *y,
-                       int64_t ldy);
-
-/* Asks for the cache lines of the n bytes at p (a block PF_DIST ahead in a
- * weight row; a hint only, so past the row's end is harmless). */
-static inline void prefetch_block(const uint8_t *p, size_t n) {
-    _mm_prefetch((const char *)p, _MM_HINT_T0);
-    _mm_prefetch((const char *)p + 64, _MM_HINT_T0);
-    _mm_prefetch((const char *)p + 128, _MM_HINT_T0);
-    if (n > 192) _mm_prefetch((const char *)p + 192, _MM_HINT_T0);
-}
+typedef void (*row_fn)(int nr, const uint8_t *row, const uint8_t *act, size_t stride, int64_t nsb,
+                       float *y, int64_t ldy);
 
 /* The sum of 8 int32 / of 4 int32. */
 static inline int hsum_128(__m128i v) {
@@ -95,7 +98,8 @@ static inline __m128i hsum4_128(__m128i a0, __m128i a1, __m128i a2, __m128i a3) 
 /* Four 4-byte values (2-byte aligned or not) as one vector; built from
  * registers, since a vector load of separately stored words would wait for
  * the stores to drain. */
-static inline __m128i load4x32(const uint8_t *p0, const uint8_t *p1, const uint8_t *p2, const uint8_t *p3) {
+static inline __m128i load4x32(const uint8_t *p0, const uint8_t *p1, const uint8_t *p2,
+                               const uint8_t *p3) {
     uint32_t u0, u1, u2, u3;
     memcpy(&u0, p0, 4);
     memcpy(&u1, p1, 4);
@@ -112,20 +116,26 @@ static inline __m256i dot_scaled(__m256i q, const uint8_t *a, __m256i s) {
 }
 
 /* The 8 six-bit scales (as int16, both 128-bit lanes alike) and 8 six-bit
- * minimums (int16) of a Q4_K/Q5_K super-block from its 12 packed bytes, as
- * ggml's get_scale_min_k4 reads them. */
+ * minimums (int16) of a Q4_K/Q5_K super-block from its 12 packed bytes s
+ * at p, as ggml's get_scale_min_k4 reads them: for j < 4 scale j is
+ * s[j] & 63 and minimum j s[j+4] & 63; for j >= 4 scale j is the low nibble
+ * of s[j+4] with the top two bits of s[j-4] above it, minimum j the high
+ * nibble of s[j+4] with the top two bits of s[j]. Reads 16 bytes at p (the
+ * block goes on past its scales). */
 static inline void scales_k4(const uint8_t *p, __m256i *sc, __m128i *mn) {
-    const uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
-    uint32_t u[4];
-    memcpy(&u[0], p, 4);
-    memcpy(&u[1], p + 4, 4);
-    memcpy(&u[2], p + 8, 4);
-    u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
-    uint32_t aux = u[1] & kmask1;
-    u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
-    u[2] = aux;
-    u[0] &= kmask1;
-    __m128i b = _mm_setr_epi32((int)u[0], (int)u[1], (int)u[2], (int)u[3]);
+    const __m128i v = _mm_loadu_si128((const __m128i *)p);
+    /* bytes 0-7 the scales, 8-15 the minimums: the byte with the low bits
+     * (a) and, for j >= 4, the byte with the top two (t) */
+    const __m128i a =
+        _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i t =
+        _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    const __m128i lo =
+        _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0));
+    const __m128i hi = _mm_and_si128(
+        _mm_srli_epi16(a, 4), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15));
+    const __m128i top = _mm_and_si128(_mm_srli_epi16(t, 2), _mm_set1_epi8(0x30));
+    const __m128i b = _mm_or_si128(_mm_or_si128(lo, hi), top);
     *sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(b));
     *mn = _mm_cvtepu8_epi16(_mm_srli_si128(b, 8));
 }
@@ -144,19 +154,22 @@ static inline __m256i scale_k4(__m256i sc, int j) {
  * The integer part of the super-block at b against the activation blocks at
  * a + r * stride (r < nr): sum[r] is 8 lanes adding up to isum, *mins the
  * 8 minimums. */
-static inline __attribute__((always_inline)) void sb_k4(const int nr, const int has_qh, const uint8_t *b,
-                                                        const uint8_t *a, size_t stride, __m256i sum[AR],
+static inline __attribute__((always_inline)) void sb_k4(const int nr, const int has_qh,
+                                                        const uint8_t *b, const uint8_t *a,
+                                                        size_t stride, __m256i sum[AR],
                                                         __m128i *mins) {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m16 = _mm256_set1_epi8(0x10);
     const uint8_t *qs = b + (has_qh ? 48 : 16);
-    __m256i sc, hm = has_qh ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
+    __m256i sc,
+        hm = has_qh ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
     scales_k4(b + 4, &sc, mins);
 #pragma GCC unroll 4
     for (int r = 0; r < nr; r++) sum[r] = _mm256_setzero_si256();
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
         __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
-        __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+        __m256i lo = _mm256_and_si256(raw, m4),
+                hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
         if (has_qh) {
             lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(hm, 4), m16));
             hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(hm, 3), m16));
@@ -166,7 +179,9 @@ static inline __attribute__((always_inline)) void sb_k4(const int nr, const int 
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++) {
             const uint8_t *q8 = a + r * stride + Q8K_QS + 64 * j;
-            sum[r] = _mm256_add_epi32(sum[r], _mm256_add_epi32(dot_scaled(lo, q8, slo), dot_scaled(hi, q8 + 32, shi)));
+            sum[r] = _mm256_add_epi32(
+                sum[r], _mm256_add_epi32(dot_scaled(lo, q8, slo), dot_scaled(hi, q8 + 32, shi)));
+            KEEP_SUM(sum[r]);
         }
     }
 }
@@ -191,21 +206,27 @@ static inline __m256i scale_16(__m256i sc16, int h, int k) {
 /* sum[r] = -(off * sum_j sc_j * bsums[j]) for the activation rows: the
  * correction for quants stored as q + off. */
 static inline __attribute__((always_inline)) void offset_init(const int nr, __m256i sc16, int shift,
-                                                              const uint8_t *a, size_t stride, __m256i sum[AR]) {
+                                                              const uint8_t *a, size_t stride,
+                                                              __m256i sum[AR]) {
 #pragma GCC unroll 4
     for (int r = 0; r < nr; r++) {
-        __m256i corr = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(a + r * stride + Q8K_BSUMS)));
+        __m256i corr = _mm256_madd_epi16(
+            sc16, _mm256_loadu_si256((const __m256i *)(a + r * stride + Q8K_BSUMS)));
         sum[r] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, shift));
     }
 }
 
 /* sum[r] += chunk k of half h (unsigned quants q) against its activations. */
-static inline __attribute__((always_inline)) void chunk_16(const int nr, __m256i q, __m256i sc16, int h, int k,
-                                                           const uint8_t *a, size_t stride, __m256i sum[AR]) {
+static inline __attribute__((always_inline)) void chunk_16(const int nr, __m256i q, __m256i sc16,
+                                                           int h, int k, const uint8_t *a,
+                                                           size_t stride, __m256i sum[AR]) {
     const __m256i s = scale_16(sc16, h, k);
 #pragma GCC unroll 4
-    for (int r = 0; r < nr; r++)
-        sum[r] = _mm256_add_epi32(sum[r], dot_scaled(q, a + r * stride + Q8K_QS + 128 * h + 32 * k, s));
+    for (int r = 0; r < nr; r++) {
+        sum[r] =
+            _mm256_add_epi32(sum[r], dot_scaled(q, a + r * stride + Q8K_QS + 128 * h + 32 * k, s));
+        KEEP_SUM(sum[r]);
+    }
 }
 
 /* Q6_K: block ql[128], qh[64], scales[16] (int8), d (fp16). In half h: the
@@ -217,8 +238,8 @@ static inline __attribute__((always_inline)) void chunk_16(const int nr, __m256i
  * 32 * sum_j sc_j * bsums[j] is taken off. The integer part of the
  * super-block at b against the activation blocks at a + r * stride (r < nr):
  * sum[r] is 8 lanes adding up to isum. */
-static inline __attribute__((always_inline)) void sb_q6(const int nr, const uint8_t *b, const uint8_t *a,
-                                                        size_t stride, __m256i sum[AR]) {
+static inline __attribute__((always_inline)) void
+sb_q6(const int nr, const uint8_t *b, const uint8_t *a, size_t stride, __m256i sum[AR]) {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 192)));
     offset_init(nr, sc16, 5, a, stride, sum);
@@ -227,12 +248,18 @@ static inline __attribute__((always_inline)) void sb_q6(const int nr, const uint
         const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b + 64 * h));
         const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32));
         const __m256i vh = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
-        chunk_16(nr, _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(vh, 4), m30)), sc16,
-                 h, 0, a, stride, sum);
-        chunk_16(nr, _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(vh, 2), m30)), sc16,
-                 h, 1, a, stride, sum);
-        chunk_16(nr, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(vh, m30)), sc16,
-                 h, 2, a, stride, sum);
+        chunk_16(nr,
+                 _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                 _mm256_and_si256(_mm256_slli_epi16(vh, 4), m30)),
+                 sc16, h, 0, a, stride, sum);
+        chunk_16(nr,
+                 _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                 _mm256_and_si256(_mm256_slli_epi16(vh, 2), m30)),
+                 sc16, h, 1, a, stride, sum);
+        chunk_16(nr,
+                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                 _mm256_and_si256(vh, m30)),
+                 sc16, h, 2, a, stride, sum);
         chunk_16(nr,
                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                  _mm256_and_si256(_mm256_srli_epi16(vh, 2), m30)),
@@ -244,18 +271,19 @@ static inline __attribute__((always_inline)) void sb_q6(const int nr, const uint
  * minus 32), d (fp16). Chunk k of half h: bits 2k..2k+1 of qs[32h..32h+31]
  * with bit 4h+k of hmask[0..31] as 4; q - 4 is the value. Reference as
  * Q6_K's, so here 4 * sum_j sc_j * bsums[j] is taken off. */
-static inline __attribute__((always_inline)) void sb_q3(const int nr, const uint8_t *b, const uint8_t *a,
-                                                        size_t stride, __m256i sum[AR]) {
+static inline __attribute__((always_inline)) void
+sb_q3(const int nr, const uint8_t *b, const uint8_t *a, size_t stride, __m256i sum[AR]) {
     const uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
     uint32_t u0, u1, u2;
     memcpy(&u0, b + 96, 4);
     memcpy(&u1, b + 100, 4);
     memcpy(&u2, b + 104, 4);
-    const __m128i s8 = _mm_sub_epi8(_mm_setr_epi32((int)((u0 & kmask2) | ((u2 & kmask1) << 4)),
-                                                   (int)((u1 & kmask2) | (((u2 >> 2) & kmask1) << 4)),
-                                                   (int)(((u0 >> 4) & kmask2) | (((u2 >> 4) & kmask1) << 4)),
-                                                   (int)(((u1 >> 4) & kmask2) | (((u2 >> 6) & kmask1) << 4))),
-                                    _mm_set1_epi8(32));
+    const __m128i s8 =
+        _mm_sub_epi8(_mm_setr_epi32((int)((u0 & kmask2) | ((u2 & kmask1) << 4)),
+                                    (int)((u1 & kmask2) | (((u2 >> 2) & kmask1) << 4)),
+                                    (int)(((u0 >> 4) & kmask2) | (((u2 >> 4) & kmask1) << 4)),
+                                    (int)(((u1 >> 4) & kmask2) | (((u2 >> 6) & kmask1) << 4))),
+                     _mm_set1_epi8(32));
     const __m256i sc16 = _mm256_cvtepi8_epi16(s8);
     const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(4);
     offset_init(nr, sc16, 2, a, stride, sum);
@@ -265,7 +293,8 @@ static inline __attribute__((always_inline)) void sb_q3(const int nr, const uint
         __m256i qv = _mm256_loadu_si256((const __m256i *)(b + 32 + 32 * h));
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
-            __m256i q = _mm256_or_si256(_mm256_and_si256(qv, m3), _mm256_and_si256(_mm256_slli_epi16(hm, 2), m4));
+            __m256i q = _mm256_or_si256(_mm256_and_si256(qv, m3),
+                                        _mm256_and_si256(_mm256_slli_epi16(hm, 2), m4));
             chunk_16(nr, q, sc16, h, k, a, stride, sum);
             qv = _mm256_srli_epi16(qv, 2);
             hm = _mm256_srli_epi16(hm, 1);
@@ -278,8 +307,9 @@ static inline __attribute__((always_inline)) void sb_q3(const int nr, const uint
  * qs[32h..32h+31]. Reference: isum = sum sc * q * a, summs = sum_j m_j *
  * bsums[j]; sumf += d_a * d_w * isum - d_a * dmin_w * summs. *mins: the 16
  * minimums as int16. */
-static inline __attribute__((always_inline)) void sb_q2(const int nr, const uint8_t *b, const uint8_t *a,
-                                                        size_t stride, __m256i sum[AR], __m256i *mins) {
+static inline __attribute__((always_inline)) void sb_q2(const int nr, const uint8_t *b,
+                                                        const uint8_t *a, size_t stride,
+                                                        __m256i sum[AR], __m256i *mins) {
     const __m128i raw = _mm_loadu_si128((const __m128i *)b), n4 = _mm_set1_epi8(0x0f);
     const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, n4)), m3 = _mm256_set1_epi8(3);
     *mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), n4));
@@ -303,24 +333,35 @@ enum kind { K_Q2, K_Q3, K_Q4, K_Q5, K_Q6 };
 static inline size_t kind_bytes(const int kind) {
     return kind == K_Q2 ? 84 : kind == K_Q3 ? 110 : kind == K_Q4 ? 144 : kind == K_Q5 ? 176 : 210;
 }
-static inline int kind_mins(const int kind) { return kind == K_Q2 || kind == K_Q4 || kind == K_Q5; }
-static inline size_t kind_d(const int kind) { return kind == K_Q2 ? 80 : kind == K_Q3 ? 108 : kind == K_Q6 ? 208 : 0; }
+static inline int kind_mins(const int kind) {
+    return kind == K_Q2 || kind == K_Q4 || kind == K_Q5;
+}
+static inline size_t kind_d(const int kind) {
+    return kind == K_Q2 ? 80 : kind == K_Q3 ? 108 : kind == K_Q6 ? 208 : 0;
+}
 
 /* The integer part of one super-block of any kind (sb_k4's contract; *mins
  * in the form min_term reads). */
-static inline __attribute__((always_inline)) void sb_dot(const int kind, const int nr, const uint8_t *b,
-                                                         const uint8_t *a, size_t stride, __m256i sum[AR],
+static inline __attribute__((always_inline)) void sb_dot(const int kind, const int nr,
+                                                         const uint8_t *b, const uint8_t *a,
+                                                         size_t stride, __m256i sum[AR],
                                                          __m256i *mins) {
     __m128i m4;
     switch (kind) {
-    case K_Q2: sb_q2(nr, b, a, stride, sum, mins); break;
-    case K_Q3: sb_q3(nr, b, a, stride, sum); break;
+    case K_Q2:
+        sb_q2(nr, b, a, stride, sum, mins);
+        break;
+    case K_Q3:
+        sb_q3(nr, b, a, stride, sum);
+        break;
     case K_Q4:
     case K_Q5:
         sb_k4(nr, kind == K_Q5, b, a, stride, sum, &m4);
         *mins = _mm256_castsi128_si256(m4);
         break;
-    default: sb_q6(nr, b, a, stride, sum); break;
+    default:
+        sb_q6(nr, b, a, stride, sum);
+        break;
     }
 }
 
@@ -334,9 +375,10 @@ static inline __m128i min_term(const int kind, __m256i mins, const uint8_t *a) {
 }
 
 /* WR weight rows by nr activation rows: the float part four columns wide. */
-static inline __attribute__((always_inline)) void tile_k(const int kind, const int nr, const uint8_t *const wr[WR],
-                                                         int nw, const uint8_t *act, size_t stride, int64_t nsb,
-                                                         float *y, int64_t ldy) {
+static inline __attribute__((always_inline)) void tile_k(const int kind, const int nr,
+                                                         const uint8_t *const wr[WR], int nw,
+                                                         const uint8_t *act, size_t stride,
+                                                         int64_t nsb, float *y, int64_t ldy) {
     const size_t bsz = kind_bytes(kind);
     __m128 sumf[AR];
 #pragma GCC unroll 4
@@ -355,26 +397,30 @@ static inline __attribute__((always_inline)) void tile_k(const int kind, const i
         if (kind_mins(kind)) {
             /* d and dmin of the four rows: fp16 pairs, deinterleaved */
             const size_t bo = (size_t)sb * bsz + kind_d(kind);
-            __m256 f = _mm256_permutevar8x32_ps(_mm256_cvtph_ps(load4x32(wr[0] + bo, wr[1] + bo, wr[2] + bo, wr[3] + bo)),
-                                                _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+            __m256 f = _mm256_permutevar8x32_ps(
+                _mm256_cvtph_ps(load4x32(wr[0] + bo, wr[1] + bo, wr[2] + bo, wr[3] + bo)),
+                _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
             wd = _mm256_castps256_ps128(f);
             wmin = _mm256_extractf128_ps(f, 1);
         } else {
             /* d ends the block: the high halves of its last 4 bytes */
             const size_t bo = (size_t)sb * bsz + bsz - 4;
-            wd = _mm_cvtph_ps(_mm_shuffle_epi8(load4x32(wr[0] + bo, wr[1] + bo, wr[2] + bo, wr[3] + bo),
-                                               _mm_setr_epi8(2, 3, 6, 7, 10, 11, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1)));
+            wd = _mm_cvtph_ps(_mm_shuffle_epi8(
+                load4x32(wr[0] + bo, wr[1] + bo, wr[2] + bo, wr[3] + bo),
+                _mm_setr_epi8(2, 3, 6, 7, 10, 11, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1)));
         }
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++) {
             const uint8_t *ar = a + r * stride;
             const __m128 vad = _mm_set1_ps(act_d(ar));
-            const __m128 isum = _mm_cvtepi32_ps(hsum4_256(acc[0][r], acc[1][r], acc[2][r], acc[3][r]));
+            const __m128 isum =
+                _mm_cvtepi32_ps(hsum4_256(acc[0][r], acc[1][r], acc[2][r], acc[3][r]));
             if (kind_mins(kind)) {
                 __m128i summs = hsum4_128(min_term(kind, mins[0], ar), min_term(kind, mins[1], ar),
                                           min_term(kind, mins[2], ar), min_term(kind, mins[3], ar));
-                sumf[r] = _mm_add_ps(sumf[r], _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(vad, wd), isum),
-                                                         _mm_mul_ps(_mm_mul_ps(vad, wmin), _mm_cvtepi32_ps(summs))));
+                sumf[r] = _mm_add_ps(
+                    sumf[r], _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(vad, wd), isum),
+                                        _mm_mul_ps(_mm_mul_ps(vad, wmin), _mm_cvtepi32_ps(summs))));
             } else {
                 sumf[r] = _mm_add_ps(sumf[r], _mm_mul_ps(_mm_mul_ps(wd, vad), isum));
             }
@@ -385,8 +431,9 @@ static inline __attribute__((always_inline)) void tile_k(const int kind, const i
 
 /* One weight row (a sequential read: decode streams weights from memory)
  * by nr activation rows; the float part in scalars. */
-static inline __attribute__((always_inline)) void row_k(const int kind, const int nr, const uint8_t *row,
-                                                        const uint8_t *act, size_t stride, int64_t nsb, float *y,
+static inline __attribute__((always_inline)) void row_k(const int kind, const int nr,
+                                                        const uint8_t *row, const uint8_t *act,
+                                                        size_t stride, int64_t nsb, float *y,
                                                         int64_t ldy) {
     const size_t bsz = kind_bytes(kind);
     float sumf[AR];
@@ -394,7 +441,6 @@ static inline __attribute__((always_inline)) void row_k(const int kind, const in
     for (int r = 0; r < nr; r++) sumf[r] = 0.f;
     for (int64_t sb = 0; sb < nsb; sb++) {
         const uint8_t *b = row + (size_t)sb * bsz, *a = act + (size_t)sb * Q8K_SIZE;
-        prefetch_block(b + PF_DIST, bsz);
         __m256i sum[AR], mins;
         sb_dot(kind, nr, b, a, stride, sum, &mins);
         const float wd = half_at(b + kind_d(kind));
@@ -421,19 +467,35 @@ static inline __attribute__((always_inline)) void row_k(const int kind, const in
     static void tiles_##name(int nr, const uint8_t *const wr[WR], int nw, const uint8_t *act,      \
                              size_t stride, int64_t nsb, float *y, int64_t ldy) {                  \
         switch (nr) {                                                                              \
-        case 1: tile_k(kind, 1, wr, nw, act, stride, nsb, y, ldy); break;                          \
-        case 2: tile_k(kind, 2, wr, nw, act, stride, nsb, y, ldy); break;                          \
-        case 3: tile_k(kind, 3, wr, nw, act, stride, nsb, y, ldy); break;                          \
-        default: tile_k(kind, 4, wr, nw, act, stride, nsb, y, ldy); break;                         \
+        case 1:                                                                                    \
+            tile_k(kind, 1, wr, nw, act, stride, nsb, y, ldy);                                     \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            tile_k(kind, 2, wr, nw, act, stride, nsb, y, ldy);                                     \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            tile_k(kind, 3, wr, nw, act, stride, nsb, y, ldy);                                     \
+            break;                                                                                 \
+        default:                                                                                   \
+            tile_k(kind, 4, wr, nw, act, stride, nsb, y, ldy);                                     \
+            break;                                                                                 \
         }                                                                                          \
     }                                                                                              \
     static void rows_##name(int nr, const uint8_t *row, const uint8_t *act, size_t stride,         \
                             int64_t nsb, float *y, int64_t ldy) {                                  \
         switch (nr) {                                                                              \
-        case 1: row_k(kind, 1, row, act, stride, nsb, y, ldy); break;                              \
-        case 2: row_k(kind, 2, row, act, stride, nsb, y, ldy); break;                              \
-        case 3: row_k(kind, 3, row, act, stride, nsb, y, ldy); break;                              \
-        default: row_k(kind, 4, row, act, stride, nsb, y, ldy); break;                             \
+        case 1:                                                                                    \
+            row_k(kind, 1, row, act, stride, nsb, y, ldy);                                         \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            row_k(kind, 2, row, act, stride, nsb, y, ldy);                                         \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            row_k(kind, 3, row, act, stride, nsb, y, ldy);                                         \
+            break;                                                                                 \
+        default:                                                                                   \
+            row_k(kind, 4, row, act, stride, nsb, y, ldy);                                         \
+            break;                                                                                 \
         }                                                                                          \
     }
 KIND_ENTRIES(q2_K, K_Q2)
@@ -446,17 +508,29 @@ KIND_ENTRIES(q6_K, K_Q6)
  * read each weight row once, in order; more rows go through tiles of WR
  * columns by AR rows. Weights in another layout than the file's go to the
  * reference. */
-static void gemm_k(const mm_weight *w, const void *xq, size_t stride, int64_t n_rows, float *y, int64_t ldy,
-                   int64_t o0, int64_t o1) {
+static void gemm_k(const mm_weight *w, const void *xq, size_t stride, int64_t n_rows, float *y,
+                   int64_t ldy, int64_t o0, int64_t o1) {
     tile_fn tile;
     row_fn row;
     switch (w->type) {
-    case DTYPE_Q2_K: tile = tiles_q2_K, row = rows_q2_K; break;
-    case DTYPE_Q3_K: tile = tiles_q3_K, row = rows_q3_K; break;
-    case DTYPE_Q4_K: tile = tiles_q4_K, row = rows_q4_K; break;
-    case DTYPE_Q5_K: tile = tiles_q5_K, row = rows_q5_K; break;
-    case DTYPE_Q6_K: tile = tiles_q6_K, row = rows_q6_K; break;
-    default: tile = NULL, row = NULL; break;
+    case DTYPE_Q2_K:
+        tile = tiles_q2_K, row = rows_q2_K;
+        break;
+    case DTYPE_Q3_K:
+        tile = tiles_q3_K, row = rows_q3_K;
+        break;
+    case DTYPE_Q4_K:
+        tile = tiles_q4_K, row = rows_q4_K;
+        break;
+    case DTYPE_Q5_K:
+        tile = tiles_q5_K, row = rows_q5_K;
+        break;
+    case DTYPE_Q6_K:
+        tile = tiles_q6_K, row = rows_q6_K;
+        break;
+    default:
+        tile = NULL, row = NULL;
+        break;
     }
     if (!tile || w->layout != MM_LAYOUT_PLAIN) {
         mm_gemm_ref(w, xq, stride, n_rows, y, ldy, o0, o1);
@@ -466,13 +540,15 @@ static void gemm_k(const mm_weight *w, const void *xq, size_t stride, int64_t n_
     const uint8_t *x = xq;
     if (n_rows <= AR) {
         for (int64_t o = o0; o < o1; o++)
-            row((int)n_rows, (const uint8_t *)w->data + (size_t)o * w->row_bytes, x, stride, nsb, y + o, ldy);
+            row((int)n_rows, (const uint8_t *)w->data + (size_t)o * w->row_bytes, x, stride, nsb,
+                y + o, ldy);
         return;
     }
     for (int64_t o = o0; o < o1; o += WR) {
         int nw = o1 - o < WR ? (int)(o1 - o) : WR;
         const uint8_t *wr[WR];
-        for (int k = 0; k < WR; k++) wr[k] = (const uint8_t *)w->data + (size_t)(o + (k < nw ? k : 0)) * w->row_bytes;
+        for (int k = 0; k < WR; k++)
+            wr[k] = (const uint8_t *)w->data + (size_t)(o + (k < nw ? k : 0)) * w->row_bytes;
         for (int64_t r = 0; r < n_rows; r += AR) {
             int nr = n_rows - r < AR ? (int)(n_rows - r) : AR;
             tile(nr, wr, nw, x + (size_t)r * stride, stride, nsb, y + r * ldy + o, ldy);

@@ -590,16 +590,17 @@ static void random_k_blocks(enum dtype t, uint8_t *dst, size_t n_bytes, uint64_t
  * bit: the integer block sums are exact and the float sums in the
  * reference's order. Straight on the level's table, with activation rows 1
  * to 4 (the one-weight-row path), 6, 7 and 13 (tiles of 4 rows and every
- * tail), several n_in and column ranges [o0, o1) not aligned to 4; columns
- * outside the range stay untouched. Then through mm_forward, with and
- * without the pool, at every level whose table uses the same entry. */
+ * tail), n_in of 1, 3, 8, 10 and 17 super-blocks, column ranges [o0, o1)
+ * not aligned to 4; columns outside the range stay untouched. Then through
+ * mm_forward, with and without the pool, at every level whose table uses
+ * the same entry. */
 Test(matmul, k_quants_avx2_bit_identical) {
     if (cpu_best_level() < CPU_AVX2) {
         printf("skip: this CPU lacks AVX2 (best is %s)\n", cpu_level_name(cpu_best_level()));
         return;
     }
     const enum dtype types[] = {DTYPE_Q2_K, DTYPE_Q3_K, DTYPE_Q4_K, DTYPE_Q5_K, DTYPE_Q6_K};
-    const int64_t n_ins[] = {256, 768, 2048}, rows[] = {1, 2, 3, 4, 6, 7, 13}, n_out = 23;
+    const int64_t n_ins[] = {256, 768, 2048, 2560, 4352}, rows[] = {1, 2, 3, 4, 6, 7, 13}, n_out = 23;
     const int64_t ranges[][2] = {{0, 23}, {1, 22}, {3, 18}, {5, 6}, {20, 23}};
     const mm_kernels *k = mm_kernels_get(CPU_AVX2);
     threadpool *tp = threadpool_new(2);
