@@ -16,7 +16,7 @@
 
 /* Most tokens in one tile, and most query rows (tokens x GQA group) and
  * accumulator floats (rows x head_dim) one tile call keeps. */
-#define ATTN_TILE 16
+#define ATTN_TILE 32
 #define ATTN_TILE_ROWS 128
 #define ATTN_TILE_FLOATS 8192
 

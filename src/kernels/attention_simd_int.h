@@ -15,6 +15,13 @@
 
 #include "kernels/attention_int.h"
 
+/* A tile's query and the single-token item must round alike: no fused
+ * multiply-adds beyond the intrinsics (GCC's ISO C mode contracts nothing;
+ * clang contracts within an expression unless told). */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 /* Key positions per chunk: the single-token AVX2 item's, so every query of
  * a tile sees the same chunks (aligned to position 0). */
 enum { CHUNK = 8 };
@@ -111,13 +118,23 @@ static inline uint32_t tile_rows(const attn_args *a, const uint32_t *table, uint
     return n;
 }
 
+/* Lanes 0..nq-1 set. */
+static inline __m256 live_mask(uint32_t nq) {
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)nq),
+                                                  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+}
+
 /* The softmax update of a tile's rows r0..nr-1 (row r is token r / group of
  * the tile, whose position is p0 + r / group) for the chunk at j0 of n
  * positions, heads()'s per query head: sc->pw[r] holds the row's scaled
  * scores (lanes past its positions -inf) and becomes its weights; m and l
  * are updated and c set to the factor the row's accumulators take before
- * this chunk's V rows. In a loop of its own so the rows' dependency chains
- * (max, exp, sum) overlap. */
+ * this chunk's V rows:
+ *   mnew = max(m, hmax(s));  p = e^(s - mnew);  c = e^(m - mnew) (1 if m = mnew)
+ *   l = l * c + hsum(p);  m = mnew
+ * In a loop of its own so that the rows' dependency chains (max, exp, sum)
+ * overlap. (Taking eight rows' maxima and sums together with transposing
+ * trees cost more instructions than it saved.) */
 static inline void tile_softmax(tile_scratch *sc, uint32_t r0, uint32_t nr, uint32_t group,
                                 uint32_t p0, uint32_t j0, uint32_t n) {
     for (uint32_t r = r0, qi = r0 / group, g = r0 % group; r < nr; r++) {
@@ -126,13 +143,12 @@ static inline void tile_softmax(tile_scratch *sc, uint32_t r0, uint32_t nr, uint
             g = 0;
             qi++;
         }
-        const __m256 live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
-            _mm256_set1_epi32((int)nq), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
         const __m256 sv = _mm256_load_ps(sc->pw[r]);
         const float cmax = hmax(sv);
         const float m = sc->m[r];
         const float mnew = cmax > m ? cmax : m;
-        const __m256 p = _mm256_and_ps(live, exp_ps(_mm256_sub_ps(sv, _mm256_set1_ps(mnew))));
+        const __m256 p =
+            _mm256_and_ps(live_mask(nq), exp_ps(_mm256_sub_ps(sv, _mm256_set1_ps(mnew))));
         _mm256_store_ps(sc->pw[r], p);
         const float c = mnew > m ? expf(m - mnew) : 1.0f; /* 0 on the first chunk */
         sc->l[r] = sc->l[r] * c + hsum(p);
@@ -145,9 +161,7 @@ static inline void tile_softmax(tile_scratch *sc, uint32_t r0, uint32_t nr, uint
  * reduce8's order), lanes at or past nq set to -inf before the scale, as
  * heads() does. */
 static inline __m256 tile_scores(const __m256 *d, uint32_t nq, float scale) {
-    const __m256 live = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
-        _mm256_set1_epi32((int)nq), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
-    const __m256 s = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), reduce8(d), live);
+    const __m256 s = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), reduce8(d), live_mask(nq));
     return _mm256_mul_ps(s, _mm256_set1_ps(scale));
 }
 

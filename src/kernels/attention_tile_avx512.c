@@ -105,6 +105,7 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
                 const float *qg = a->q + (size_t)(t0 + qi) * a->q_stride +
                                   ((size_t)kvh * group + g) * hd;
                 __m512 qz[ATTN_MAX_HEAD_DIM / 16];
+                qz[0] = _mm512_setzero_ps(); /* nw >= 1; the compiler cannot tell */
 #pragma GCC unroll 16
                 for (uint32_t i = 0; i < nw; i++) qz[i] = _mm512_loadu_ps(qg + 16 * i);
                 /* Keys (0, 4), (1, 5), (2, 6), (3, 7) pairwise: d comes out
