@@ -1,15 +1,15 @@
 /*
  * attention.c - paged causal attention with an online softmax (see
- * attention.h): the plain-C reference item, the dispatch to the SIMD ones
- * (attention_avx2.c; attention_avx512.c is not chosen, see below) by
- * cpu_level(), and the split of
- * the work items over threads, balanced by context length, and the row
- * store into the pool (attn_store_row). One work item is a (tile, KV head)
- * pair, a tile being up to ATTN_TILE consecutive tokens of one sequence
- * (a prefill chunk; a decode token is a tile of one) that share the K/V
- * loads at the SIMD levels. For each token, the group of query heads sharing
- * that KV head walks the token's positions once, keeping a running max m, denominator l and weighted sum
- * acc per query head:
+ * attention.h): the plain-C reference item, the dispatch by cpu_level() to
+ * the SIMD items (attention_avx2.c; attention_avx512.c is not chosen, see
+ * below) and tiles (attention_tile_avx2.c, attention_tile_avx512.c), the
+ * split of the work items over threads, balanced by context length, and the
+ * row store into the pool (attn_store_row). One work item is a (tile, KV
+ * head) pair, a tile being up to ATTN_TILE consecutive tokens of one
+ * sequence (a prefill chunk; a decode token is a tile of one) that share the
+ * K/V loads at the SIMD levels. For each token, the group of query heads
+ * sharing that KV head walks the token's positions once, keeping a running
+ * max m, denominator l and weighted sum acc per query head:
  *   s = scale * q.k_j;  if s > m: acc *= e^(m-s), l *= e^(m-s), m = s
  *   p = e^(s-m);  l += p;  acc += p * v_j;      out = acc / l
  */
@@ -24,8 +24,8 @@
 
 void attn_load_row(const attn_args *a, const void *base, const uint32_t *table, uint32_t j,
                    uint32_t kvh, float *dst) {
-    const size_t row = ((size_t)table[j / a->block_size] * a->block_size + j % a->block_size) *
-                           a->n_head_kv + kvh;
+    const size_t row =
+        ((size_t)table[j / a->block_size] * a->block_size + j % a->block_size) * a->n_head_kv + kvh;
     if (a->kv_type == DTYPE_F16) {
         const uint16_t *src = (const uint16_t *)base + row * a->head_dim;
         for (uint32_t d = 0; d < a->head_dim; d++) dst[d] = fp16_to_f32(src[d]);
@@ -89,8 +89,10 @@ void attn_store_row(enum dtype kv_type, void *dst, const float *src, uint32_t n)
         return;
     }
     const enum cpu_level level = cpu_level();
-    if (level >= CPU_AVX512) attn_f16_row_avx512(dst, src, n);
-    else if (level >= CPU_AVX2) attn_f16_row_avx2(dst, src, n);
+    if (level >= CPU_AVX512)
+        attn_f16_row_avx512(dst, src, n);
+    else if (level >= CPU_AVX2)
+        attn_f16_row_avx2(dst, src, n);
     else
         for (uint32_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = f32_to_fp16(src[i]);
 }
@@ -162,7 +164,8 @@ void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth) {
             for (uint32_t t = 0; t < a->n_tokens;) {
                 const uint32_t nt = tile_len(a, t, tile_max);
                 const uint64_t cost = tile_cost(a, t, nt);
-                if (nt > 1 && (start + kvh * cost) * nth / total == ith) tile(a, t, nt, kvh, kvh + 1);
+                if (nt > 1 && (start + kvh * cost) * nth / total == ith)
+                    tile(a, t, nt, kvh, kvh + 1);
                 start += cost * a->n_head_kv;
                 t += nt;
             }

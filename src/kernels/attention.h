@@ -42,12 +42,16 @@ typedef struct attn_args {
     float scale;      /* applied to q.k, usually 1/sqrt(head_dim) */
 } attn_args;
 
-/* Computes thread ith's share of the work items (token, KV head): for each
- * query head of the group, softmax(scale * q.K[0..pos]) . V[0..pos] into out.
- * The items, in token-major order, are cut into nth contiguous runs of about
- * equal total context length (pos + 1 plus a fixed cost per item). Safe to
- * run concurrently for different ith (disjoint outputs); the result does not
- * depend on nth. */
+/* Computes thread ith's share of the work items (tile, KV head): for each
+ * token of the tile and query head of the group, softmax(scale *
+ * q.K[0..pos]) . V[0..pos] into out. A tile is a run of consecutive tokens
+ * with the same block table and consecutive positions (a prefill chunk; up
+ * to 32 tokens, fewer with large GQA groups), whose queries share the K/V
+ * loads; any other token is a tile of one. The items, in token-major order,
+ * are cut into nth contiguous runs of about equal total context length (pos
+ * + 1 plus a fixed cost per token). Safe to run concurrently for different
+ * ith (disjoint outputs); a token's output has the same bits whatever the
+ * batch around it (alone, or at any place in any tile) and nth. */
 void attn_forward_range(const attn_args *a, uint32_t ith, uint32_t nth);
 
 /* Reads the K (or V) vector of head kvh at position j of table into dst

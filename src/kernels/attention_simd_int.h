@@ -55,8 +55,8 @@ static inline __m256 exp_ps(__m256 x) {
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n),
-                                                         _mm256_set1_epi32(127)), 23);
+    const __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
@@ -96,7 +96,7 @@ static inline void prefetch_row(const attn_args *a, size_t row, uint32_t h0, uin
 typedef struct tile_scratch {
     float acc[ATTN_TILE_FLOATS] __attribute__((aligned(64)));
     float buf[CHUNK * ATTN_MAX_HEAD_DIM] __attribute__((aligned(64))); /* f16 rows as f32 */
-    float pw[ATTN_TILE_ROWS][CHUNK] __attribute__((aligned(32)));     /* chunk weights */
+    float pw[ATTN_TILE_ROWS][CHUNK] __attribute__((aligned(32)));      /* chunk weights */
     float m[ATTN_TILE_ROWS], l[ATTN_TILE_ROWS];
     float c[ATTN_TILE_ROWS]; /* the chunk's rescale of each row's accumulators */
 } tile_scratch;
@@ -120,8 +120,8 @@ static inline uint32_t tile_rows(const attn_args *a, const uint32_t *table, uint
 
 /* Lanes 0..nq-1 set. */
 static inline __m256 live_mask(uint32_t nq) {
-    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)nq),
-                                                  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+    return _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nq), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
 }
 
 /* The softmax update of a tile's rows r0..nr-1 (row r is token r / group of
@@ -167,8 +167,8 @@ static inline __m256 tile_scores(const __m256 *d, uint32_t nq, float scale) {
 
 /* out = acc / l for each of the tile's rows on KV head kvh, as heads()
  * finishes (a multiply by 1 / l). */
-static inline void tile_finish(const attn_args *a, const tile_scratch *sc, uint32_t t0,
-                               uint32_t nt, uint32_t kvh, uint32_t hd) {
+static inline void tile_finish(const attn_args *a, const tile_scratch *sc, uint32_t t0, uint32_t nt,
+                               uint32_t kvh, uint32_t hd) {
     const uint32_t group = a->n_head / a->n_head_kv;
     for (uint32_t qi = 0; qi < nt; qi++) {
         float *out = a->out + (size_t)(t0 + qi) * a->out_stride + (size_t)kvh * group * hd;
@@ -176,9 +176,9 @@ static inline void tile_finish(const attn_args *a, const tile_scratch *sc, uint3
             const uint32_t r = qi * group + g;
             const __m256 inv = _mm256_set1_ps(1.0f / sc->l[r]);
             for (uint32_t i = 0; i < hd / 8; i++)
-                _mm256_storeu_ps(out + (size_t)g * hd + 8 * i,
-                                 _mm256_mul_ps(_mm256_load_ps(sc->acc + (size_t)r * hd + 8 * i),
-                                               inv));
+                _mm256_storeu_ps(
+                    out + (size_t)g * hd + 8 * i,
+                    _mm256_mul_ps(_mm256_load_ps(sc->acc + (size_t)r * hd + 8 * i), inv));
         }
     }
 }

@@ -73,9 +73,8 @@ static inline __attribute__((always_inline)) void add_weighted(__m256 *acc, uint
  * the bits attn_item_avx2 gives the token alone; only the loops are
  * reordered (a row's accumulators stay in registers over a chunk). */
 static inline __attribute__((always_inline)) void tile_head(const attn_args *a, uint32_t t0,
-                                                            uint32_t nt, uint32_t kvh,
-                                                            uint32_t hd, int f16,
-                                                            tile_scratch *sc) {
+                                                            uint32_t nt, uint32_t kvh, uint32_t hd,
+                                                            int f16, tile_scratch *sc) {
     const uint32_t group = a->n_head / a->n_head_kv;
     const uint32_t nv = hd / 8;
     const uint32_t *table = a->tables[t0];
@@ -95,7 +94,8 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
     uint32_t n = tile_rows(a, table, n_pos, 0, &blk, &slot, rows);
     for (uint32_t j0 = 0; j0 < n_pos; j0 += CHUNK) {
         const uint32_t n_next = tile_rows(a, table, n_pos, j0 + CHUNK, &blk, &slot, next);
-        for (uint32_t jj = 0; jj < n_next; jj++) prefetch_row(a, next[jj], kvh, kvh + 1, head_bytes);
+        for (uint32_t jj = 0; jj < n_next; jj++)
+            prefetch_row(a, next[jj], kvh, kvh + 1, head_bytes);
         /* Tokens before qi0 have no position in this chunk: done. */
         const uint32_t qi0 = j0 > p0 ? j0 - p0 : 0;
         chunk_ptrs(a->k, rows, n, kvh, hd, f16, sc->buf, kp);
@@ -104,8 +104,8 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
             const uint32_t nq = p0 + qi + 1 - j0 < n ? p0 + qi + 1 - j0 : n;
             for (uint32_t g = 0; g < group; g++) {
                 const uint32_t r = qi * group + g;
-                const float *qg = a->q + (size_t)(t0 + qi) * a->q_stride +
-                                  ((size_t)kvh * group + g) * hd;
+                const float *qg =
+                    a->q + (size_t)(t0 + qi) * a->q_stride + ((size_t)kvh * group + g) * hd;
                 /* d in reduce8's order: slot 2 * (jj % 4) + jj / 4 holds key
                  * jj. Keys past the row's last position give lanes that
                  * tile_scores masks. */
@@ -113,7 +113,8 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
 #pragma GCC unroll 16
                 for (uint32_t i = 0; i < nv; i++) qv[i] = _mm256_loadu_ps(qg + 8 * i);
 #pragma GCC unroll 8
-                for (uint32_t jj = 0; jj < CHUNK; jj++) d[2 * (jj % 4) + jj / 4] = dot(qv, kp[jj], nv);
+                for (uint32_t jj = 0; jj < CHUNK; jj++)
+                    d[2 * (jj % 4) + jj / 4] = dot(qv, kp[jj], nv);
                 _mm256_store_ps(sc->pw[r], tile_scores(d, nq, a->scale));
             }
         }
@@ -166,15 +167,27 @@ void attn_tile_avx2(const attn_args *a, uint32_t t0, uint32_t nt, uint32_t h0, u
     for (uint32_t kvh = h0; kvh < h1; kvh++) {
         if (f16) {
             switch (hd) {
-            case 64: tile_head(a, t0, nt, kvh, 64, 1, &sc); break;
-            case 128: tile_head(a, t0, nt, kvh, 128, 1, &sc); break;
-            default: tile_head(a, t0, nt, kvh, hd, 1, &sc); break;
+            case 64:
+                tile_head(a, t0, nt, kvh, 64, 1, &sc);
+                break;
+            case 128:
+                tile_head(a, t0, nt, kvh, 128, 1, &sc);
+                break;
+            default:
+                tile_head(a, t0, nt, kvh, hd, 1, &sc);
+                break;
             }
         } else {
             switch (hd) {
-            case 64: tile_head(a, t0, nt, kvh, 64, 0, &sc); break;
-            case 128: tile_head(a, t0, nt, kvh, 128, 0, &sc); break;
-            default: tile_head(a, t0, nt, kvh, hd, 0, &sc); break;
+            case 64:
+                tile_head(a, t0, nt, kvh, 64, 0, &sc);
+                break;
+            case 128:
+                tile_head(a, t0, nt, kvh, 128, 0, &sc);
+                break;
+            default:
+                tile_head(a, t0, nt, kvh, hd, 0, &sc);
+                break;
             }
         }
     }

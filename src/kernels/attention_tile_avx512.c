@@ -46,8 +46,8 @@ static inline __attribute__((always_inline)) void chunk_ptrs(const void *base, c
 static inline __attribute__((always_inline)) __m512 dot16(const __m512 *q, const float *k,
                                                           uint32_t nw) {
     const __m512 init = _mm512_castsi512_ps(_mm512_set_epi32(
-        0, 0, 0, 0, 0, 0, 0, 0, (int)0x80000000, (int)0x80000000, (int)0x80000000,
-        (int)0x80000000, (int)0x80000000, (int)0x80000000, (int)0x80000000, (int)0x80000000));
+        0, 0, 0, 0, 0, 0, 0, 0, (int)0x80000000, (int)0x80000000, (int)0x80000000, (int)0x80000000,
+        (int)0x80000000, (int)0x80000000, (int)0x80000000, (int)0x80000000));
     __m512 z = _mm512_fmadd_ps(q[0], _mm512_loadu_ps(k), init);
 #pragma GCC unroll 16
     for (uint32_t i = 1; i < nw; i++) z = _mm512_fmadd_ps(q[i], _mm512_loadu_ps(k + 16 * i), z);
@@ -71,9 +71,8 @@ static inline __attribute__((always_inline)) void add_weighted(__m512 *acc, uint
 
 /* As tile_head in attention_tile_avx2.c, 16 lanes wide. */
 static inline __attribute__((always_inline)) void tile_head(const attn_args *a, uint32_t t0,
-                                                            uint32_t nt, uint32_t kvh,
-                                                            uint32_t hd, int f16,
-                                                            tile_scratch *sc) {
+                                                            uint32_t nt, uint32_t kvh, uint32_t hd,
+                                                            int f16, tile_scratch *sc) {
     const uint32_t group = a->n_head / a->n_head_kv;
     const uint32_t nw = hd / 16;
     const uint32_t *table = a->tables[t0];
@@ -93,7 +92,8 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
     uint32_t n = tile_rows(a, table, n_pos, 0, &blk, &slot, rows);
     for (uint32_t j0 = 0; j0 < n_pos; j0 += CHUNK) {
         const uint32_t n_next = tile_rows(a, table, n_pos, j0 + CHUNK, &blk, &slot, next);
-        for (uint32_t jj = 0; jj < n_next; jj++) prefetch_row(a, next[jj], kvh, kvh + 1, head_bytes);
+        for (uint32_t jj = 0; jj < n_next; jj++)
+            prefetch_row(a, next[jj], kvh, kvh + 1, head_bytes);
         /* Tokens before qi0 have no position in this chunk: done. */
         const uint32_t qi0 = j0 > p0 ? j0 - p0 : 0;
         chunk_ptrs(a->k, rows, n, kvh, hd, f16, sc->buf, kp);
@@ -102,8 +102,8 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
             const uint32_t nq = p0 + qi + 1 - j0 < n ? p0 + qi + 1 - j0 : n;
             for (uint32_t g = 0; g < group; g++) {
                 const uint32_t r = qi * group + g;
-                const float *qg = a->q + (size_t)(t0 + qi) * a->q_stride +
-                                  ((size_t)kvh * group + g) * hd;
+                const float *qg =
+                    a->q + (size_t)(t0 + qi) * a->q_stride + ((size_t)kvh * group + g) * hd;
                 __m512 qz[ATTN_MAX_HEAD_DIM / 16];
                 qz[0] = _mm512_setzero_ps(); /* nw >= 1; the compiler cannot tell */
 #pragma GCC unroll 16
@@ -168,15 +168,27 @@ void attn_tile_avx512(const attn_args *a, uint32_t t0, uint32_t nt, uint32_t h0,
     for (uint32_t kvh = h0; kvh < h1; kvh++) {
         if (f16) {
             switch (hd) {
-            case 64: tile_head(a, t0, nt, kvh, 64, 1, &sc); break;
-            case 128: tile_head(a, t0, nt, kvh, 128, 1, &sc); break;
-            default: tile_head(a, t0, nt, kvh, hd, 1, &sc); break;
+            case 64:
+                tile_head(a, t0, nt, kvh, 64, 1, &sc);
+                break;
+            case 128:
+                tile_head(a, t0, nt, kvh, 128, 1, &sc);
+                break;
+            default:
+                tile_head(a, t0, nt, kvh, hd, 1, &sc);
+                break;
             }
         } else {
             switch (hd) {
-            case 64: tile_head(a, t0, nt, kvh, 64, 0, &sc); break;
-            case 128: tile_head(a, t0, nt, kvh, 128, 0, &sc); break;
-            default: tile_head(a, t0, nt, kvh, hd, 0, &sc); break;
+            case 64:
+                tile_head(a, t0, nt, kvh, 64, 0, &sc);
+                break;
+            case 128:
+                tile_head(a, t0, nt, kvh, 128, 0, &sc);
+                break;
+            default:
+                tile_head(a, t0, nt, kvh, hd, 0, &sc);
+                break;
             }
         }
     }

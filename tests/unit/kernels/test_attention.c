@@ -53,7 +53,8 @@ static void make(setup *s, int f16) {
         perm[j] = t;
     }
     for (int sq = 0; sq < N_SEQS; sq++) {
-        for (int b = 0; b < N_BLOCKS / N_SEQS; b++) s->tables[sq][b] = perm[sq * (N_BLOCKS / N_SEQS) + b];
+        for (int b = 0; b < N_BLOCKS / N_SEQS; b++)
+            s->tables[sq][b] = perm[sq * (N_BLOCKS / N_SEQS) + b];
     }
     /* A mixed batch: a prefill run of seq 0, decodes of seqs 1 and 2. */
     const int32_t pos[] = {0, 1, 2, 3, 4, 5, 17, MAX_POS, 9, 10, 11};
@@ -62,16 +63,26 @@ static void make(setup *s, int f16) {
     memcpy(s->pos, pos, sizeof pos);
     memcpy(s->seq, seq, sizeof seq);
     for (uint32_t t = 0; t < s->n_tokens; t++) s->tp[t] = s->tables[seq[t]];
-    for (size_t i = 0; i < s->n_tokens * N_HEAD * HD; i++) s->q[i] = (float)(rng_uniform(&st) * 2 - 1);
+    for (size_t i = 0; i < s->n_tokens * N_HEAD * HD; i++)
+        s->q[i] = (float)(rng_uniform(&st) * 2 - 1);
 }
 
 static attn_args args(setup *s, float *out, int f16) {
-    attn_args a = {.n_tokens = s->n_tokens, .n_head = N_HEAD, .n_head_kv = N_KV, .head_dim = HD,
-                   .q = s->q, .q_stride = N_HEAD * HD, .out = out, .out_stride = N_HEAD * HD,
+    attn_args a = {.n_tokens = s->n_tokens,
+                   .n_head = N_HEAD,
+                   .n_head_kv = N_KV,
+                   .head_dim = HD,
+                   .q = s->q,
+                   .q_stride = N_HEAD * HD,
+                   .out = out,
+                   .out_stride = N_HEAD * HD,
                    .k = f16 ? (const void *)s->kh : (const void *)s->kf,
                    .v = f16 ? (const void *)s->vh : (const void *)s->vf,
-                   .kv_type = f16 ? DTYPE_F16 : DTYPE_F32, .block_size = BS, .pos = s->pos,
-                   .tables = s->tp, .scale = 1.0f / sqrtf(HD)};
+                   .kv_type = f16 ? DTYPE_F16 : DTYPE_F32,
+                   .block_size = BS,
+                   .pos = s->pos,
+                   .tables = s->tp,
+                   .scale = 1.0f / sqrtf(HD)};
     return a;
 }
 
@@ -96,7 +107,8 @@ static void naive(const setup *s, float *out) {
             for (int j = 0; j <= s->pos[t]; j++) sum += (sc[j] = exp(sc[j] - mx));
             for (int i = 0; i < HD; i++) {
                 double acc = 0;
-                for (int j = 0; j <= s->pos[t]; j++) acc += sc[j] / sum * row(s, s->vf, s->seq[t], j, kvh)[i];
+                for (int j = 0; j <= s->pos[t]; j++)
+                    acc += sc[j] / sum * row(s, s->vf, s->seq[t], j, kvh)[i];
                 out[((size_t)t * N_HEAD + h) * HD + i] = (float)acc;
             }
         }
@@ -111,7 +123,8 @@ static void check(int f16) {
     attn_args a = args(&s, got, f16);
     attn_forward_range(&a, 0, 1);
     for (size_t i = 0; i < s.n_tokens * N_HEAD * HD; i++)
-        cr_assert(fabs(got[i] - ref[i]) <= 1e-5, "f16 %d element %zu: %g vs %g", f16, i, got[i], ref[i]);
+        cr_assert(fabs(got[i] - ref[i]) <= 1e-5, "f16 %d element %zu: %g vs %g", f16, i, got[i],
+                  ref[i]);
     /* Position 0 attends to itself only: the output is V row 0. */
     for (int h = 0; h < N_HEAD; h++)
         for (int i = 0; i < HD; i++)
@@ -122,7 +135,8 @@ static void check(int f16) {
         memset(split, 0, sizeof split);
         a.out = split;
         for (uint32_t ith = 0; ith < nth; ith++) attn_forward_range(&a, ith, nth);
-        cr_assert_eq(memcmp(split, got, s.n_tokens * N_HEAD * HD * sizeof(float)), 0, "nth %u", nth);
+        cr_assert_eq(memcmp(split, got, s.n_tokens * N_HEAD * HD * sizeof(float)), 0, "nth %u",
+                     nth);
     }
 }
 
@@ -139,8 +153,12 @@ static void check_levels(int f16) {
     printf("attention (f16 %d): checked at %d dispatch levels\n", f16, n);
 }
 
-Test(attention, f32_pool_matches_naive) { check_levels(0); }
-Test(attention, f16_pool_matches_naive) { check_levels(1); }
+Test(attention, f32_pool_matches_naive) {
+    check_levels(0);
+}
+Test(attention, f16_pool_matches_naive) {
+    check_levels(1);
+}
 
 Test(attention, odd_head_dim_uses_the_reference) {
     /* head_dim 6 is not a multiple of 8: every level runs the plain C item. */
@@ -149,9 +167,21 @@ Test(attention, odd_head_dim_uses_the_reference) {
     uint32_t table[1] = {0};
     const uint32_t *tp[1] = {table};
     int32_t pos[1] = {1};
-    attn_args a = {.n_tokens = 1, .n_head = 1, .n_head_kv = 1, .head_dim = 6, .q = q, .q_stride = 6,
-                   .out = out, .out_stride = 6, .k = k, .v = v, .kv_type = DTYPE_F32,
-                   .block_size = 2, .pos = pos, .tables = tp, .scale = 1.0f};
+    attn_args a = {.n_tokens = 1,
+                   .n_head = 1,
+                   .n_head_kv = 1,
+                   .head_dim = 6,
+                   .q = q,
+                   .q_stride = 6,
+                   .out = out,
+                   .out_stride = 6,
+                   .k = k,
+                   .v = v,
+                   .kv_type = DTYPE_F32,
+                   .block_size = 2,
+                   .pos = pos,
+                   .tables = tp,
+                   .scale = 1.0f};
     attn_forward_range(&a, 0, 1);
     const double w0 = exp(1.0) / (exp(1.0) + 1.0), w1 = 1 - w0;
     for (int i = 0; i < 6; i++) cr_assert(fabs(out[i] - (w0 * v[i] + w1 * v[6 + i])) < 1e-6);
@@ -166,7 +196,8 @@ Test(attention, load_row_reads_through_the_block_table) {
     cr_assert_eq(memcmp(r, row(&s, s.kf, 1, 13, 1), sizeof r), 0);
     a = args(&s, out, 1);
     attn_load_row(&a, s.kh, s.tables[2], 6, 0, r);
-    for (int i = 0; i < HD; i++) cr_assert_eq(r[i], fp16_to_f32(s.kh[(((size_t)s.tables[2][1] * BS + 2) * N_KV) * HD + i]));
+    for (int i = 0; i < HD; i++)
+        cr_assert_eq(r[i], fp16_to_f32(s.kh[(((size_t)s.tables[2][1] * BS + 2) * N_KV) * HD + i]));
 }
 
 /* attn_store_row at every level this CPU has: f16 rows bit-identical to
@@ -182,15 +213,23 @@ Test(attention, store_row_matches_f32_to_fp16) {
     for (int i = 0; i < N; i++) {
         uint32_t bits = (uint32_t)splitmix64(&st);
         switch (i % 7) {
-        case 1: bits = (bits & 0x80000000u) | (0x38000000u + (bits & 0x07ffffffu)); break; /* near f16 range */
-        case 2: bits = (bits & 0x8fffe000u) | 0x00001000u | 0x38000000u; break;          /* halfway */
-        case 3: bits = (bits & 0x807fffffu) | 0x33000000u; break;                        /* f16 subnormal */
-        default: break;
+        case 1:
+            bits = (bits & 0x80000000u) | (0x38000000u + (bits & 0x07ffffffu));
+            break; /* near f16 range */
+        case 2:
+            bits = (bits & 0x8fffe000u) | 0x00001000u | 0x38000000u;
+            break; /* halfway */
+        case 3:
+            bits = (bits & 0x807fffffu) | 0x33000000u;
+            break; /* f16 subnormal */
+        default:
+            break;
         }
         memcpy(&src[i], &bits, sizeof bits);
     }
-    const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, 65504.0f, 65520.0f, 65519.99f,
-                             -65520.0f, 5.9604645e-8f, 2.9802322e-8f, 2.9802326e-8f, 1e-40f};
+    const float special[] = {0.0f,          -0.0f,         INFINITY,      -INFINITY,
+                             65504.0f,      65520.0f,      65519.99f,     -65520.0f,
+                             5.9604645e-8f, 2.9802322e-8f, 2.9802326e-8f, 1e-40f};
     for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) src[100 + i] = special[i];
     const uint32_t nan_bits[] = {0x7fc00000u, 0xffc00001u, 0x7f800001u, 0x7fbfffffu};
     for (size_t i = 0; i < 4; i++) memcpy(&src[200 + 17 * i], &nan_bits[i], 4);
@@ -203,8 +242,8 @@ Test(attention, store_row_matches_f32_to_fp16) {
             attn_store_row(DTYPE_F16, got, src, lens[k]);
             for (uint32_t i = 0; i < lens[k]; i++)
                 cr_assert_eq(got[i], f32_to_fp16(src[i]), "%s n %u [%u] %a: %04x vs %04x",
-                             cpu_level_name((enum cpu_level)l), lens[k], i, (double)src[i],
-                             got[i], f32_to_fp16(src[i]));
+                             cpu_level_name((enum cpu_level)l), lens[k], i, (double)src[i], got[i],
+                             f32_to_fp16(src[i]));
             if (lens[k] < N) cr_assert_eq(got[lens[k]], 0xa5a5, "wrote past n");
         }
     }
@@ -220,7 +259,7 @@ enum { TBS = 16, T_SEQS = 3, T_PER_SEQ = 6, T_MAX_TOK = 96 };
 
 typedef struct tpool {
     uint32_t n_head, n_kv, hd;
-    float *kf, *vf;    /* f32 values (f16-rounded for an f16 pool) */
+    float *kf, *vf; /* f32 values (f16-rounded for an f16 pool) */
     uint16_t *kh, *vh;
     uint32_t tables[T_SEQS][T_PER_SEQ];
     const uint32_t *tp[T_MAX_TOK];
@@ -281,13 +320,21 @@ static void tpool_run(tpool *p, int sq, int32_t p0, uint32_t len) {
 }
 
 static attn_args tpool_args(const tpool *p, float *out, int f16) {
-    return (attn_args){.n_tokens = p->n_tokens, .n_head = p->n_head, .n_head_kv = p->n_kv,
-                       .head_dim = p->hd, .q = p->q, .q_stride = (size_t)p->n_head * p->hd,
-                       .out = out, .out_stride = (size_t)p->n_head * p->hd,
+    return (attn_args){.n_tokens = p->n_tokens,
+                       .n_head = p->n_head,
+                       .n_head_kv = p->n_kv,
+                       .head_dim = p->hd,
+                       .q = p->q,
+                       .q_stride = (size_t)p->n_head * p->hd,
+                       .out = out,
+                       .out_stride = (size_t)p->n_head * p->hd,
                        .k = f16 ? (const void *)p->kh : (const void *)p->kf,
                        .v = f16 ? (const void *)p->vh : (const void *)p->vf,
-                       .kv_type = f16 ? DTYPE_F16 : DTYPE_F32, .block_size = TBS,
-                       .pos = p->pos, .tables = p->tp, .scale = 1.0f / sqrtf((float)p->hd)};
+                       .kv_type = f16 ? DTYPE_F16 : DTYPE_F32,
+                       .block_size = TBS,
+                       .pos = p->pos,
+                       .tables = p->tp,
+                       .scale = 1.0f / sqrtf((float)p->hd)};
 }
 
 /* Every token of the batch computed alone: a batch of one, as a decode
@@ -310,7 +357,7 @@ static void one_by_one(const tpool *p, int f16, float *out) {
  * in one call, even ones head by head) must give the bits of single (the
  * tokens one by one at the AVX2 level). Returns how many calls it made. */
 static uint32_t check_tile_fn(const tpool *p, int f16, attn_tile_fn tile, const char *name,
-                          const float *single, float *got) {
+                              const float *single, float *got) {
     const size_t n_out = (size_t)p->n_tokens * p->n_head * p->hd, row = (size_t)p->n_head * p->hd;
     const uint32_t group = p->n_head / p->n_kv;
     const uint32_t max_nt = ATTN_TILE_ROWS / group < ATTN_TILE ? ATTN_TILE_ROWS / group : ATTN_TILE;
@@ -322,12 +369,13 @@ static uint32_t check_tile_fn(const tpool *p, int f16, attn_tile_fn tile, const 
             if (p->tp[last] != p->tp[t0] || p->pos[last] != p->pos[t0] + (int32_t)(nt - 1)) break;
             if ((size_t)nt * group * p->hd > ATTN_TILE_FLOATS) break;
             memset(got, 0xff, n_out * sizeof(float));
-            if (nt % 2) tile(&a, t0, nt, 0, p->n_kv);
+            if (nt % 2)
+                tile(&a, t0, nt, 0, p->n_kv);
             else
                 for (uint32_t h = 0; h < p->n_kv; h++) tile(&a, t0, nt, h, h + 1);
             cr_assert(memcmp(got + t0 * row, single + t0 * row, nt * row * sizeof(float)) == 0,
-                      "%s f16 %d group %u hd %u tokens %u..%u differ from alone", name, f16,
-                      group, p->hd, t0, last);
+                      "%s f16 %d group %u hd %u tokens %u..%u differ from alone", name, f16, group,
+                      p->hd, t0, last);
             n_calls++;
         }
     }
@@ -363,12 +411,14 @@ static void check_tiles(tpool *p, int has_tiles) {
                 for (size_t i = 0; i < n_out; i++)
                     cr_assert(memcmp(&got[i], &single[i], sizeof(float)) == 0,
                               "%s f16 %d group %u hd %u nth %u element %zu (token %zu): batch %a "
-                              "vs alone %a", lname, f16, group, p->hd, nths[k], i,
-                              i / ((size_t)p->n_head * p->hd), (double)got[i], (double)single[i]);
+                              "vs alone %a",
+                              lname, f16, group, p->hd, nths[k], i, i / ((size_t)p->n_head * p->hd),
+                              (double)got[i], (double)single[i]);
             }
             for (size_t i = 0; i < n_out; i++)
-                cr_assert(fabs(got[i] - ref[i]) <= 2e-5, "%s f16 %d element %zu: %g vs reference %g",
-                          lname, f16, i, got[i], ref[i]);
+                cr_assert(fabs(got[i] - ref[i]) <= 2e-5,
+                          "%s f16 %d element %zu: %g vs reference %g", lname, f16, i, got[i],
+                          ref[i]);
         }
         if (best < CPU_AVX2 || p->hd % 8 != 0) {
             printf("attention tiles: attn_tile_avx2 not called directly: %s\n",
@@ -377,7 +427,8 @@ static void check_tiles(tpool *p, int has_tiles) {
         }
         cr_assert_eq(cpu_set_level(CPU_AVX2), 0);
         one_by_one(p, f16, single);
-        const uint32_t n_calls = check_tile_fn(p, f16, attn_tile_avx2, "attn_tile_avx2", single, got);
+        const uint32_t n_calls =
+            check_tile_fn(p, f16, attn_tile_avx2, "attn_tile_avx2", single, got);
         cr_assert_eq(n_calls > 0, has_tiles, "%u direct tile calls", n_calls);
         if (best >= CPU_AVX512 && p->hd % 16 == 0)
             check_tile_fn(p, f16, attn_tile_avx512, "attn_tile_avx512", single, got);
@@ -421,7 +472,15 @@ static void check_tile_shape(uint32_t n_head, uint32_t n_kv, uint32_t hd) {
     tpool_free(&p);
 }
 
-Test(attention, tiles_equal_single_tokens_mha) { check_tile_shape(8, 8, 64); }
-Test(attention, tiles_equal_single_tokens_gqa_32_4) { check_tile_shape(32, 4, 64); }
-Test(attention, tiles_equal_single_tokens_head_dim_128) { check_tile_shape(8, 2, 128); }
-Test(attention, tiles_equal_single_tokens_head_dim_40) { check_tile_shape(4, 2, 40); }
+Test(attention, tiles_equal_single_tokens_mha) {
+    check_tile_shape(8, 8, 64);
+}
+Test(attention, tiles_equal_single_tokens_gqa_32_4) {
+    check_tile_shape(32, 4, 64);
+}
+Test(attention, tiles_equal_single_tokens_head_dim_128) {
+    check_tile_shape(8, 2, 128);
+}
+Test(attention, tiles_equal_single_tokens_head_dim_40) {
+    check_tile_shape(4, 2, 40);
+}
