@@ -484,3 +484,8 @@ Test(attention, tiles_equal_single_tokens_head_dim_128) {
 Test(attention, tiles_equal_single_tokens_head_dim_40) {
     check_tile_shape(4, 2, 40);
 }
+/* head_dim 192: the generic (not unrolled) loops of both tile functions,
+ * more 8-float vectors per row than one pass of accumulators holds. */
+Test(attention, tiles_equal_single_tokens_head_dim_192) {
+    check_tile_shape(4, 2, 192);
+}
