@@ -16,26 +16,28 @@
 #include "kernels/attention_int.h"
 #include "kernels/attention_simd_int.h"
 
-/* The chunk's n rows of KV head kvh as f32 row pointers: f16 rows are
- * converted into buf, f32 rows are read in the pool. */
-static inline __attribute__((always_inline)) void chunk_ptrs(const void *base, const size_t *rows,
+/* The chunk's n rows of KV head kvh into buf (CHUNK rows of hd floats),
+ * converted from f16 or copied; the rows from n on repeat row 0, so every
+ * slot holds numbers (their scores are masked). Rows at fixed offsets keep
+ * the loops over them free of pointer loads. */
+static inline __attribute__((always_inline)) void chunk_load(const void *base, const size_t *rows,
                                                              uint32_t n, uint32_t kvh, uint32_t hd,
-                                                             int f16, float *buf,
-                                                             const float **ptr) {
+                                                             int f16, float *buf) {
     for (uint32_t jj = 0; jj < n; jj++) {
         const size_t idx = (rows[jj] + kvh) * hd;
+        float *d = buf + (size_t)jj * hd;
         if (f16) {
             const uint16_t *s = (const uint16_t *)base + idx;
-            float *d = buf + (size_t)jj * hd;
 #pragma GCC unroll 16
             for (uint32_t i = 0; i < hd / 8; i++)
                 _mm256_store_ps(d + 8 * i,
                                 _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + 8 * i))));
-            ptr[jj] = d;
         } else {
-            ptr[jj] = (const float *)base + idx;
+            memcpy(d, (const float *)base + idx, (size_t)hd * sizeof(float));
         }
     }
+    for (uint32_t jj = n; jj < CHUNK; jj++)
+        memcpy(buf + (size_t)jj * hd, buf, (size_t)hd * sizeof(float));
 }
 
 /* q.k over nv vectors of 8 (q already in registers), before the
@@ -83,7 +85,7 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
     const uint32_t nr = nt * group;
     const size_t head_bytes = (size_t)hd * (f16 ? 2 : 4);
     size_t rows[CHUNK], next[CHUNK];
-    const float *kp[CHUNK], *vp[CHUNK];
+    const float *kb = sc->buf, *vb = sc->buf; /* the chunk's K, then V rows */
 
     for (uint32_t r = 0; r < nr; r++) {
         sc->m[r] = -INFINITY;
@@ -98,8 +100,7 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
             prefetch_row(a, next[jj], kvh, kvh + 1, head_bytes);
         /* Tokens before qi0 have no position in this chunk: done. */
         const uint32_t qi0 = j0 > p0 ? j0 - p0 : 0;
-        chunk_ptrs(a->k, rows, n, kvh, hd, f16, sc->buf, kp);
-        for (uint32_t jj = n; jj < CHUNK; jj++) kp[jj] = kp[0]; /* read, then masked */
+        chunk_load(a->k, rows, n, kvh, hd, f16, sc->buf);
         for (uint32_t qi = qi0; qi < nt; qi++) {
             const uint32_t nq = p0 + qi + 1 - j0 < n ? p0 + qi + 1 - j0 : n;
             for (uint32_t g = 0; g < group; g++) {
@@ -114,12 +115,12 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
                 for (uint32_t i = 0; i < nv; i++) qv[i] = _mm256_loadu_ps(qg + 8 * i);
 #pragma GCC unroll 8
                 for (uint32_t jj = 0; jj < CHUNK; jj++)
-                    d[2 * (jj % 4) + jj / 4] = dot(qv, kp[jj], nv);
+                    d[2 * (jj % 4) + jj / 4] = dot(qv, kb + (size_t)jj * hd, nv);
                 _mm256_store_ps(sc->pw[r], tile_scores(d, nq, a->scale));
             }
         }
         tile_softmax(sc, qi0 * group, nr, group, p0, j0, n);
-        chunk_ptrs(a->v, rows, n, kvh, hd, f16, sc->buf, vp);
+        chunk_load(a->v, rows, n, kvh, hd, f16, sc->buf);
         /* Weighted V rows, in position order, 8 vectors of a row at a time
          * held in registers over the chunk. */
         for (uint32_t qi = qi0; qi < nt; qi++) {
@@ -143,10 +144,10 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
                     if (nq == CHUNK) {
 #pragma GCC unroll 8
                         for (uint32_t jj = 0; jj < CHUNK; jj++)
-                            add_weighted(acc, ni, sc->pw[r][jj], vp[jj] + 8 * i0);
+                            add_weighted(acc, ni, sc->pw[r][jj], vb + (size_t)jj * hd + 8 * i0);
                     } else {
                         for (uint32_t jj = 0; jj < nq; jj++)
-                            add_weighted(acc, ni, sc->pw[r][jj], vp[jj] + 8 * i0);
+                            add_weighted(acc, ni, sc->pw[r][jj], vb + (size_t)jj * hd + 8 * i0);
                     }
 #pragma GCC unroll 8
                     for (uint32_t i = 0; i < 8; i++)

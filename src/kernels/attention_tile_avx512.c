@@ -18,26 +18,26 @@
 #include "kernels/attention_int.h"
 #include "kernels/attention_simd_int.h"
 
-/* The chunk's n rows of KV head kvh as f32 row pointers: f16 rows are
- * converted into buf, f32 rows are read in the pool. */
-static inline __attribute__((always_inline)) void chunk_ptrs(const void *base, const size_t *rows,
+/* The chunk's n rows of KV head kvh into buf, as chunk_load in
+ * attention_tile_avx2.c. */
+static inline __attribute__((always_inline)) void chunk_load(const void *base, const size_t *rows,
                                                              uint32_t n, uint32_t kvh, uint32_t hd,
-                                                             int f16, float *buf,
-                                                             const float **ptr) {
+                                                             int f16, float *buf) {
     for (uint32_t jj = 0; jj < n; jj++) {
         const size_t idx = (rows[jj] + kvh) * hd;
+        float *d = buf + (size_t)jj * hd;
         if (f16) {
             const uint16_t *s = (const uint16_t *)base + idx;
-            float *d = buf + (size_t)jj * hd;
 #pragma GCC unroll 16
             for (uint32_t i = 0; i < hd / 16; i++)
                 _mm512_store_ps(d + 16 * i,
                                 _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + 16 * i))));
-            ptr[jj] = d;
         } else {
-            ptr[jj] = (const float *)base + idx;
+            memcpy(d, (const float *)base + idx, (size_t)hd * sizeof(float));
         }
     }
+    for (uint32_t jj = n; jj < CHUNK; jj++)
+        memcpy(buf + (size_t)jj * hd, buf, (size_t)hd * sizeof(float));
 }
 
 /* q.k over nw vectors of 16 (q in registers): lanes 0-7 are the item's
@@ -81,7 +81,7 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
     const uint32_t nr = nt * group;
     const size_t head_bytes = (size_t)hd * (f16 ? 2 : 4);
     size_t rows[CHUNK], next[CHUNK];
-    const float *kp[CHUNK], *vp[CHUNK];
+    const float *kb = sc->buf, *vb = sc->buf; /* the chunk's K, then V rows */
 
     for (uint32_t r = 0; r < nr; r++) {
         sc->m[r] = -INFINITY;
@@ -96,8 +96,7 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
             prefetch_row(a, next[jj], kvh, kvh + 1, head_bytes);
         /* Tokens before qi0 have no position in this chunk: done. */
         const uint32_t qi0 = j0 > p0 ? j0 - p0 : 0;
-        chunk_ptrs(a->k, rows, n, kvh, hd, f16, sc->buf, kp);
-        for (uint32_t jj = n; jj < CHUNK; jj++) kp[jj] = kp[0]; /* read, then masked */
+        chunk_load(a->k, rows, n, kvh, hd, f16, sc->buf);
         for (uint32_t qi = qi0; qi < nt; qi++) {
             const uint32_t nq = p0 + qi + 1 - j0 < n ? p0 + qi + 1 - j0 : n;
             for (uint32_t g = 0; g < group; g++) {
@@ -113,7 +112,8 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
                 __m256 d[CHUNK];
 #pragma GCC unroll 4
                 for (uint32_t jj = 0; jj < 4; jj++) {
-                    const __m512 h = halves(dot16(qz, kp[jj], nw), dot16(qz, kp[jj + 4], nw));
+                    const __m512 h = halves(dot16(qz, kb + (size_t)jj * hd, nw),
+                                            dot16(qz, kb + (size_t)(jj + 4) * hd, nw));
                     d[2 * jj] = _mm512_castps512_ps256(h);
                     d[2 * jj + 1] = _mm512_extractf32x8_ps(h, 1);
                 }
@@ -121,7 +121,7 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
             }
         }
         tile_softmax(sc, qi0 * group, nr, group, p0, j0, n);
-        chunk_ptrs(a->v, rows, n, kvh, hd, f16, sc->buf, vp);
+        chunk_load(a->v, rows, n, kvh, hd, f16, sc->buf);
         /* Weighted V rows, in position order, 8 vectors of a row at a time
          * held in registers over the chunk. */
         for (uint32_t qi = qi0; qi < nt; qi++) {
@@ -144,10 +144,10 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
                     if (nq == CHUNK) {
 #pragma GCC unroll 8
                         for (uint32_t jj = 0; jj < CHUNK; jj++)
-                            add_weighted(acc, ni, sc->pw[r][jj], vp[jj] + 16 * i0);
+                            add_weighted(acc, ni, sc->pw[r][jj], vb + (size_t)jj * hd + 16 * i0);
                     } else {
                         for (uint32_t jj = 0; jj < nq; jj++)
-                            add_weighted(acc, ni, sc->pw[r][jj], vp[jj] + 16 * i0);
+                            add_weighted(acc, ni, sc->pw[r][jj], vb + (size_t)jj * hd + 16 * i0);
                     }
 #pragma GCC unroll 8
                     for (uint32_t i = 0; i < 8; i++)
