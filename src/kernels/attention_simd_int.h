@@ -92,9 +92,10 @@ static inline void prefetch_row(const attn_args *a, size_t row, uint32_t h0, uin
     }
 }
 
-/* Scratch of one tile call, on the caller's stack (about 53 KiB). */
+/* Scratch of one tile call, on the caller's stack (about 86 KiB). */
 typedef struct tile_scratch {
     float acc[ATTN_TILE_FLOATS] __attribute__((aligned(64)));
+    float q[ATTN_TILE_FLOATS] __attribute__((aligned(64))); /* the rows' queries, contiguous */
     float buf[CHUNK * ATTN_MAX_HEAD_DIM] __attribute__((aligned(64))); /* f16 rows as f32 */
     float pw[ATTN_TILE_ROWS][CHUNK] __attribute__((aligned(32)));      /* chunk weights */
     float m[ATTN_TILE_ROWS], l[ATTN_TILE_ROWS];

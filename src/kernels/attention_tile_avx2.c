@@ -92,6 +92,11 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
         sc->l[r] = 0.0f;
     }
     memset(sc->acc, 0, (size_t)nr * hd * sizeof(float));
+    /* The rows' queries side by side (token rows are q_stride apart). */
+    for (uint32_t qi = 0; qi < nt; qi++)
+        memcpy(sc->q + (size_t)qi * group * hd,
+               a->q + (size_t)(t0 + qi) * a->q_stride + (size_t)kvh * group * hd,
+               (size_t)group * hd * sizeof(float));
     uint32_t blk = 0, slot = 0; /* of the next position to list */
     uint32_t n = tile_rows(a, table, n_pos, 0, &blk, &slot, rows);
     for (uint32_t j0 = 0; j0 < n_pos; j0 += CHUNK) {
@@ -105,8 +110,7 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
             const uint32_t nq = p0 + qi + 1 - j0 < n ? p0 + qi + 1 - j0 : n;
             for (uint32_t g = 0; g < group; g++) {
                 const uint32_t r = qi * group + g;
-                const float *qg =
-                    a->q + (size_t)(t0 + qi) * a->q_stride + ((size_t)kvh * group + g) * hd;
+                const float *qg = sc->q + (size_t)r * hd;
                 /* d in reduce8's order: slot 2 * (jj % 4) + jj / 4 holds key
                  * jj. Keys past the row's last position give lanes that
                  * tile_scores masks. */
