@@ -164,35 +164,23 @@ static inline __attribute__((always_inline)) void tile_head(const attn_args *a, 
     tile_finish(a, sc, t0, nt, kvh, hd);
 }
 
+/* tile_head with head_dim 64 and 128 as constants (unrolled loops), other
+ * sizes generic; f16 is a constant at each call. */
+static inline __attribute__((always_inline)) void tile_head_hd(const attn_args *a, uint32_t t0, uint32_t nt,
+                                                               uint32_t kvh, uint32_t hd, const int f16,
+                                                               tile_scratch *sc) {
+    switch (hd) {
+    case 64: tile_head(a, t0, nt, kvh, 64, f16, sc); break;
+    case 128: tile_head(a, t0, nt, kvh, 128, f16, sc); break;
+    default: tile_head(a, t0, nt, kvh, hd, f16, sc); break;
+    }
+}
+
 void attn_tile_avx512(const attn_args *a, uint32_t t0, uint32_t nt, uint32_t h0, uint32_t h1) {
     tile_scratch sc;
-    const uint32_t hd = a->head_dim;
     const int f16 = a->kv_type == DTYPE_F16;
     for (uint32_t kvh = h0; kvh < h1; kvh++) {
-        if (f16) {
-            switch (hd) {
-            case 64:
-                tile_head(a, t0, nt, kvh, 64, 1, &sc);
-                break;
-            case 128:
-                tile_head(a, t0, nt, kvh, 128, 1, &sc);
-                break;
-            default:
-                tile_head(a, t0, nt, kvh, hd, 1, &sc);
-                break;
-            }
-        } else {
-            switch (hd) {
-            case 64:
-                tile_head(a, t0, nt, kvh, 64, 0, &sc);
-                break;
-            case 128:
-                tile_head(a, t0, nt, kvh, 128, 0, &sc);
-                break;
-            default:
-                tile_head(a, t0, nt, kvh, hd, 0, &sc);
-                break;
-            }
-        }
+        if (f16) tile_head_hd(a, t0, nt, kvh, a->head_dim, 1, &sc);
+        else tile_head_hd(a, t0, nt, kvh, a->head_dim, 0, &sc);
     }
 }
