@@ -73,6 +73,8 @@ typedef struct model_params {
     uint32_t max_ubatch;    /* tokens per pass through the layers (0 = MODEL_UBATCH): a
                              * larger batch runs in passes of this many, so the scratch
                              * holds min(max_batch, max_ubatch) tokens */
+    int no_lanes;           /* 1: never cut a batch into lanes (see model_forward); the
+                             * environment's INFERD_LANES=0 sets it too */
 } model_params;
 
 /* Default tokens per pass (model_params.max_ubatch), and the fewest a
@@ -169,7 +171,13 @@ typedef struct model_batch {
  * is independent of the other rows of a product of 3 or more, so logits and
  * K/V equal a single pass bit for bit. A
  * batch in which some sequence's positions do not increase in batch order
- * cannot be cut that way and runs in one pass (growing the scratch to it). */
+ * cannot be cut that way and runs in one pass (growing the scratch to it).
+ * Lanes: with 2 or more threads, a batch that cuts at sequence boundaries
+ * into one part per thread, each of at least 16 tokens and 3 logit rows
+ * (decode steps of 32 or more sequences, prefill
+ * steps of many prompts), runs as one independent forward per thread, each
+ * single-threaded over its own sequences (no synchronisation inside); every
+ * row's bits are the same as on the whole pool (p->no_lanes turns it off). */
 int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, char *err,
                   size_t err_size);
 

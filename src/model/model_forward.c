@@ -18,7 +18,9 @@
  * gate/up each as one group (one activation conversion, one synchronisation);
  * per-token steps (norms, rope, cache writes, attention) are split over the
  * same pool, or run on the calling thread when they are too small to repay
- * waking it (decode of one token).
+ * waking it (decode of one token). A batch of many sequences may instead run
+ * as lanes: one independent single-threaded forward per pool thread, each
+ * over its own sequences (forward_lanes).
  */
 #include <errno.h>
 #include <math.h>
@@ -45,6 +47,8 @@ enum stage {
 
 typedef struct fwd {
     model *m;
+    model_scratch *s; /* the pass's scratch: the model's, or a lane's */
+    threadpool *tp;   /* the pool the pass's steps run on; NULL: the calling thread */
     kv_pool *kv;
     const model_batch *b;
     uint32_t t0;      /* batch index of the pass's first token */
@@ -81,15 +85,15 @@ static void stage(fwd *f, enum stage st) {
         limit = SMALL_ATTN;
     }
     if (work < limit) run_stage(f, 0, 1);
-    else threadpool_run(f->m->tp, run_stage, f);
+    else threadpool_run(f->tp, run_stage, f);
 }
 
 static size_t align64(size_t n) {
     return (n + 63) & ~(size_t)63;
 }
 
-/* Replaces the scratch with one holding n tokens per pass. */
-static int scratch_alloc(model *m, uint32_t n_tok) {
+/* Replaces the scratch s with one holding n tokens per pass. */
+static int scratch_alloc(const model *m, model_scratch *s, uint32_t n_tok) {
     const model_hparams *hp = &m->hp;
     const size_t n = n_tok;
     const size_t nq = (size_t)hp->n_head * hp->head_dim, nkv = (size_t)hp->n_head_kv * hp->head_dim;
@@ -116,7 +120,6 @@ static int scratch_alloc(model *m, uint32_t n_tok) {
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += align64(sizes[i]);
     char *base = aligned_zalloc(total, 64);
     if (!base) return INFERD_ENOMEM;
-    model_scratch *s = &m->s;
     aligned_free(s->base);
     s->base = base;
     s->bytes = total;
@@ -146,7 +149,7 @@ int model_reserve(model *m, uint32_t max_tokens) {
     const uint32_t ub = m->params.max_ubatch;
     const uint32_t n_tok = max_tokens < ub ? max_tokens : ub;
     if (n_tok != m->s.n_tok) {
-        int rc = scratch_alloc(m, n_tok);
+        int rc = scratch_alloc(m, &m->s, n_tok);
         if (rc) return rc;
     }
     m->s.max_batch = max_tokens;
@@ -158,7 +161,9 @@ uint32_t model_max_batch(const model *m) {
 }
 
 size_t model_scratch_bytes(const model *m) {
-    return m->s.bytes;
+    size_t n = m->s.bytes;
+    for (uint32_t i = 0; i < m->n_lanes; i++) n += m->lanes[i].bytes;
+    return n;
 }
 
 void model_scratch_free(model_scratch *s) {
@@ -236,26 +241,27 @@ typedef struct tail {
  * rows in s->att and s->x (f->il is the last layer). */
 static void finish_rows(fwd *f, uint32_t k, float *logits) {
     model *m = f->m;
-    model_scratch *s = &m->s;
+    model_scratch *s = f->s;
+    threadpool *tp = f->tp;
     const model_layer *l = &m->layers[f->il];
     f->n_rows = k;
-    mm_forward(m->tp, &l->wo, s->att, k, s->xn, s->mm); /* (R, H*D) -> (R, E) */
+    mm_forward(tp, &l->wo, s->att, k, s->xn, s->mm); /* (R, H*D) -> (R, E) */
     stage(f, STAGE_FFN_NORM);
     /* (R, E) -> (R, F) twice */
     const mm_weight *gate_up[] = {&l->w_gate, &l->w_up};
     float *const gate_up_out[] = {s->gate, s->up};
-    mm_forward_group(m->tp, gate_up, 2, s->xn, k, gate_up_out, s->mm);
+    mm_forward_group(tp, gate_up, 2, s->xn, k, gate_up_out, s->mm);
     stage(f, STAGE_SILU);
-    mm_forward(m->tp, &l->w_down, s->gate, k, s->xn, s->mm); /* (R, F) -> (R, E) */
+    mm_forward(tp, &l->w_down, s->gate, k, s->xn, s->mm); /* (R, F) -> (R, E) */
     stage(f, STAGE_RESID);
     stage(f, STAGE_OUT_NORM);
-    mm_forward(m->tp, &m->output, s->xn, k, logits, s->mm); /* (R, E) -> (R, V) */
+    mm_forward(tp, &m->output, s->xn, k, logits, s->mm); /* (R, E) -> (R, V) */
 }
 
 /* Computes the first k held rows (through s->att and s->x) and drops them. */
 static void tail_flush(fwd *f, tail *tl, uint32_t k) {
     const model_hparams *hp = &f->m->hp;
-    model_scratch *s = &f->m->s;
+    model_scratch *s = f->s;
     const size_t nq = (size_t)hp->n_head * hp->head_dim, w = nq + hp->n_embd;
     for (uint32_t i = 0; i < k; i++) {
         memcpy(s->att + i * nq, s->tail + i * w, nq * sizeof(float));
@@ -274,10 +280,10 @@ static void tail_flush(fwd *f, tail *tl, uint32_t k) {
  * into the tail, computed when n_tok of them are held (see model_forward).
  * Returns 0, or INFERD_EIO when an embedding row cannot be read from the
  * file (nothing written then). */
-static int forward_pass(model *m, kv_pool *kv, const model_batch *b, uint32_t t0, uint32_t n,
-                        float *logits, uint32_t *n_out, tail *tl, char *err, size_t err_size) {
+static int forward_pass(model *m, model_scratch *s, threadpool *tp, kv_pool *kv,
+                        const model_batch *b, uint32_t t0, uint32_t n, float *logits,
+                        uint32_t *n_out, tail *tl, char *err, size_t err_size) {
     const model_hparams *hp = &m->hp;
-    model_scratch *s = &m->s;
     const size_t nq = (size_t)hp->n_head * hp->head_dim;
     const uint32_t T = b->n_tokens;
 
@@ -288,7 +294,7 @@ static int forward_pass(model *m, kv_pool *kv, const model_batch *b, uint32_t t0
     }
     for (uint32_t t = 0; t < n; t++) s->tables[t] = b->seqs[b->seq[t0 + t]].blocks;
 
-    fwd f = {.m = m, .kv = kv, .b = b, .t0 = t0, .n_tok = n, .n_rows = n};
+    fwd f = {.m = m, .s = s, .tp = tp, .kv = kv, .b = b, .t0 = t0, .n_tok = n, .n_rows = n};
     f.attn = (attn_args){
         .n_tokens = n, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
         .head_dim = hp->head_dim, .q = s->q, .q_stride = nq, .out = s->att, .out_stride = nq,
@@ -308,21 +314,21 @@ static int forward_pass(model *m, kv_pool *kv, const model_batch *b, uint32_t t0
         /* (T, E) -> (T, H*D), (T, Hkv*D), (T, Hkv*D) */
         const mm_weight *qkv[] = {&l->wq, &l->wk, &l->wv};
         float *const qkv_out[] = {s->q, s->k, s->v};
-        mm_forward_group(m->tp, qkv, 3, s->xn, n, qkv_out, s->mm);
+        mm_forward_group(tp, qkv, 3, s->xn, n, qkv_out, s->mm);
         stage(&f, STAGE_QKV);
         const char *pool = kv->data;
         f.attn.k = pool + (size_t)2 * il * kv->layer_bytes;
         f.attn.v = pool + ((size_t)2 * il + 1) * kv->layer_bytes;
         stage(&f, STAGE_ATTN);
         if (il == hp->n_layer - 1) break;
-        mm_forward(m->tp, &l->wo, s->att, n, s->xn, s->mm); /* (T, H*D) -> (T, E) */
+        mm_forward(tp, &l->wo, s->att, n, s->xn, s->mm); /* (T, H*D) -> (T, E) */
         stage(&f, STAGE_FFN_NORM);
         /* (T, E) -> (T, F) twice */
         const mm_weight *gate_up[] = {&l->w_gate, &l->w_up};
         float *const gate_up_out[] = {s->gate, s->up};
-        mm_forward_group(m->tp, gate_up, 2, s->xn, n, gate_up_out, s->mm);
+        mm_forward_group(tp, gate_up, 2, s->xn, n, gate_up_out, s->mm);
         stage(&f, STAGE_SILU);
-        mm_forward(m->tp, &l->w_down, s->gate, n, s->xn, s->mm); /* (T, F) -> (T, E) */
+        mm_forward(tp, &l->w_down, s->gate, n, s->xn, s->mm); /* (T, F) -> (T, E) */
         stage(&f, STAGE_RESID);
     }
     /* Last layer: only the rows that give logits go on. */
@@ -360,21 +366,21 @@ static int forward_pass(model *m, kv_pool *kv, const model_batch *b, uint32_t t0
     return 0;
 }
 
-int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, char *err,
-                  size_t err_size) {
-    int rc = check_batch(m, kv, b, err, err_size);
-    if (rc) return rc;
+/* The batch b (checked) through scratch s on pool tp (NULL: the calling
+ * thread): one pass, or passes of s->n_tok tokens whose logit rows finish
+ * together (see model_forward). */
+static int forward_batch(model *m, model_scratch *s, threadpool *tp, kv_pool *kv,
+                         const model_batch *b, float *logits, char *err, size_t err_size) {
     const uint32_t T = b->n_tokens;
-    if (T > m->s.max_batch && (rc = model_reserve(m, T)) != 0)
-        return err_set(err, err_size, rc, "model: cannot grow scratch to %u tokens", T);
-    uint32_t per = m->s.n_tok;
+    int rc;
+    uint32_t per = s->n_tok;
     if (T > per) {
-        int ok = splittable(&m->s, b);
+        int ok = splittable(s, b);
         if (ok < 0)
             return err_set(err, err_size, INFERD_ENOMEM, "model: out of memory for %u sequences",
                            b->n_seqs);
         if (!ok) {
-            if ((rc = scratch_alloc(m, T)) != 0)
+            if ((rc = scratch_alloc(m, s, T)) != 0)
                 return err_set(err, err_size, rc,
                                "model: cannot grow scratch to %u tokens (a sequence's positions "
                                "do not increase in batch order, so the batch runs in one pass)", T);
@@ -383,7 +389,7 @@ int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, ch
     }
     if (per >= T) {
         uint32_t r = 0;
-        return forward_pass(m, kv, b, 0, T, logits, &r, NULL, err, err_size);
+        return forward_pass(m, s, tp, kv, b, 0, T, logits, &r, NULL, err, err_size);
     }
     /* Split: the rows that want logits finish their last layer together, up
      * to n_tok at a time, as they would in one pass (a product's rows are
@@ -392,13 +398,13 @@ int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, ch
     uint32_t R = 0;
     for (uint32_t t = 0; t < T; t++) R += b->want_logits ? b->want_logits[t] != 0 : t == T - 1;
     const uint32_t cap = R < 2 * per ? R : 2 * per;
-    if (cap > m->s.n_tail) {
+    if (cap > s->n_tail) {
         const size_t w = (size_t)m->hp.n_head * m->hp.head_dim + m->hp.n_embd;
-        float *p = realloc(m->s.tail, (size_t)cap * w * sizeof(float));
+        float *p = realloc(s->tail, (size_t)cap * w * sizeof(float));
         if (!p)
             return err_set(err, err_size, INFERD_ENOMEM, "model: out of memory for %u logit rows", cap);
-        m->s.tail = p;
-        m->s.n_tail = cap;
+        s->tail = p;
+        s->n_tail = cap;
     }
     tail tl = {.n = 0, .left = R, .logits = logits};
     for (uint32_t t0 = 0, n; t0 < T; t0 += n) {
@@ -410,9 +416,136 @@ int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, ch
          * pass bit for bit. */
         if (T - t0 > per && T - t0 < per + MIN_PASS && per >= 2 * MIN_PASS) n = T - t0 - MIN_PASS;
         uint32_t r = 0;
-        if ((rc = forward_pass(m, kv, b, t0, n, logits, &r, &tl, err, err_size)) != 0) return rc;
+        if ((rc = forward_pass(m, s, tp, kv, b, t0, n, logits, &r, &tl, err, err_size)) != 0)
+            return rc;
     }
     return 0;
+}
+
+/* Lanes: a batch of many sequences runs as one independent forward per
+ * pool thread, each over its own sequences, on the calling thread's kernels
+ * (no synchronisation inside), instead of every step split over the pool.
+ * Each lane streams the weights itself, so this pays only when every lane
+ * has rows enough for its products to be compute-bound: two lanes of 16
+ * sequences ran 2048 decoded tokens of bench-110m Q8_0 in 2.54 s where one
+ * 32-sequence forward on 2 threads took 2.8 s (docs/performance.md). */
+typedef struct lane_job {
+    model *m;
+    kv_pool *kv;
+    model_batch sub[MODEL_MAX_LANES];
+    float *logits[MODEL_MAX_LANES];
+    int rc[MODEL_MAX_LANES];
+    char err[MODEL_MAX_LANES][160];
+} lane_job;
+
+static void run_lane(void *arg, int ith, int nth) {
+    (void)nth;
+    lane_job *j = arg;
+    model_scratch *s = ith == 0 ? &j->m->s : &j->m->lanes[ith - 1];
+    j->rc[ith] = forward_batch(j->m, s, NULL, j->kv, &j->sub[ith], j->logits[ith], j->err[ith],
+                               sizeof j->err[ith]);
+}
+
+/* Cuts b into nth lanes at sequence boundaries (no sequence in two lanes),
+ * balanced on an estimate of each token's work: its share of the products
+ * (W per layer, plus the output projection for a logit row) and of the
+ * attention, whose pool reads cost about 14 multiply-adds a byte here.
+ * cut[0..nth] are the lanes' first tokens (cut[nth] = T). Returns 1 when
+ * every lane has at least MODEL_LANE_MIN_TOKENS tokens and MIN_PASS logit
+ * rows (fewer would take the kernels' few-row paths), else 0. */
+static int plan_lanes(const model *m, const kv_pool *kv, const model_batch *b, uint32_t nth,
+                      uint32_t *cut, uint32_t *last_of_seq) {
+    const model_hparams *hp = &m->hp;
+    const uint32_t T = b->n_tokens;
+    if (!b->want_logits || T < nth * MODEL_LANE_MIN_TOKENS) return 0;
+    const double W = (double)hp->n_embd * (2.0 * hp->n_head * hp->head_dim +
+                                           2.0 * hp->n_head_kv * hp->head_dim + 3.0 * hp->n_ff);
+    const double A = 14.0 * 2 * hp->n_head_kv * hp->head_dim * (kv->type == DTYPE_F16 ? 2 : 4);
+    const double O = (double)hp->n_embd * hp->n_vocab / hp->n_layer;
+    for (uint32_t i = 0; i < b->n_seqs; i++) last_of_seq[i] = 0;
+    double total = 0;
+    for (uint32_t t = 0; t < T; t++) {
+        last_of_seq[b->seq[t]] = t;
+        total += W + A * (b->pos[t] + 1) + (b->want_logits[t] ? O : 0);
+    }
+    /* A cut before token t is valid when every sequence seen so far ends
+     * before t. */
+    double acc = 0;
+    uint32_t reach = 0, k = 1;
+    cut[0] = 0;
+    for (uint32_t t = 0; t < T && k < nth; t++) {
+        if (t > 0 && reach < t && acc >= total * k / nth) cut[k++] = t;
+        if (last_of_seq[b->seq[t]] > reach) reach = last_of_seq[b->seq[t]];
+        acc += W + A * (b->pos[t] + 1) + (b->want_logits[t] ? O : 0);
+    }
+    if (k < nth) return 0;
+    cut[nth] = T;
+    for (uint32_t i = 0; i < nth; i++) {
+        uint32_t rows = 0;
+        for (uint32_t t = cut[i]; t < cut[i + 1]; t++) rows += b->want_logits[t] != 0;
+        if (cut[i + 1] - cut[i] < MODEL_LANE_MIN_TOKENS || rows < MIN_PASS) return 0;
+    }
+    return 1;
+}
+
+/* Runs b as lanes when plan_lanes takes it: returns -1 when it does not
+ * (nothing done), else forward's status. */
+static int forward_lanes(model *m, kv_pool *kv, const model_batch *b, float *logits, char *err,
+                         size_t err_size) {
+    const uint32_t nth = (uint32_t)threadpool_n_threads(m->tp);
+    if (nth < 2 || nth > MODEL_MAX_LANES || m->params.no_lanes) return -1;
+    uint32_t cut[MODEL_MAX_LANES + 1];
+    uint32_t *last = malloc((size_t)b->n_seqs * sizeof *last);
+    if (!last) return -1;
+    int ok = plan_lanes(m, kv, b, nth, cut, last);
+    free(last);
+    if (!ok) return -1;
+    if (m->n_lanes < nth - 1) {
+        model_scratch *p = realloc(m->lanes, (size_t)(nth - 1) * sizeof *p);
+        if (!p) return -1;
+        m->lanes = p;
+        for (uint32_t i = m->n_lanes; i < nth - 1; i++) memset(&m->lanes[i], 0, sizeof m->lanes[i]);
+        m->n_lanes = nth - 1;
+    }
+    for (uint32_t i = 0; i + 1 < nth; i++) {
+        model_scratch *s = &m->lanes[i];
+        if (s->n_tok != m->s.n_tok && scratch_alloc(m, s, m->s.n_tok)) return -1;
+    }
+    lane_job *j = calloc(1, sizeof *j);
+    if (!j) return -1;
+    j->m = m;
+    j->kv = kv;
+    size_t row = 0;
+    for (uint32_t i = 0; i < nth; i++) {
+        model_batch *sb = &j->sub[i];
+        *sb = *b;
+        sb->n_tokens = cut[i + 1] - cut[i];
+        sb->tokens = b->tokens + cut[i];
+        sb->pos = b->pos + cut[i];
+        sb->seq = b->seq + cut[i];
+        sb->want_logits = b->want_logits + cut[i];
+        j->logits[i] = logits + row * m->hp.n_vocab;
+        for (uint32_t t = cut[i]; t < cut[i + 1]; t++) row += b->want_logits[t] != 0;
+    }
+    threadpool_run(m->tp, run_lane, j);
+    m->n_lane_forwards++;
+    int rc = 0;
+    for (uint32_t i = 0; i < nth && !rc; i++) {
+        if ((rc = j->rc[i]) != 0) err_set(err, err_size, rc, "%s", j->err[i]);
+    }
+    free(j);
+    return rc;
+}
+
+int model_forward(model *m, kv_pool *kv, const model_batch *b, float *logits, char *err,
+                  size_t err_size) {
+    int rc = check_batch(m, kv, b, err, err_size);
+    if (rc) return rc;
+    const uint32_t T = b->n_tokens;
+    if (T > m->s.max_batch && (rc = model_reserve(m, T)) != 0)
+        return err_set(err, err_size, rc, "model: cannot grow scratch to %u tokens", T);
+    if ((rc = forward_lanes(m, kv, b, logits, err, err_size)) >= 0) return rc;
+    return forward_batch(m, &m->s, m->tp, kv, b, logits, err, err_size);
 }
 
 /* Writes one token's K and V rows (after rope) into the pool for layer il. */
@@ -452,7 +585,7 @@ static void run_stage(void *arg, int ith, int nth) {
     fwd *f = arg;
     const model *m = f->m;
     const model_hparams *hp = &m->hp;
-    const model_scratch *s = &m->s;
+    const model_scratch *s = f->s;
     const model_layer *l = f->stage == STAGE_EMBED || f->stage == STAGE_OUT_NORM
                                ? NULL : &m->layers[f->il];
     const uint32_t E = hp->n_embd;

@@ -70,6 +70,9 @@ struct model {
     model_layer *layers;       /* (n_layer), owned */
     op_rope_params rope;
     model_scratch s;
+    model_scratch *lanes;      /* (n_lanes) owned: scratch of lanes 1.. (model_forward) */
+    uint32_t n_lanes;
+    uint64_t n_lane_forwards;  /* forwards that ran as lanes (tests read it) */
 };
 
 struct kv_pool {
@@ -79,6 +82,11 @@ struct kv_pool {
     size_t layer_bytes;        /* bytes of one layer's K (or V) */
     void *data;                /* owned: for layer l, K at 2*l*layer_bytes, V after it */
 };
+
+/* Most lanes (pool threads) a batch is cut into, and fewest tokens a lane
+ * takes (model_forward.c, model.h). */
+#define MODEL_MAX_LANES 64
+#define MODEL_LANE_MIN_TOKENS 16
 
 /* Frees the scratch (its allocations) and zeroes it. */
 void model_scratch_free(model_scratch *s);

@@ -47,6 +47,8 @@ int model_load(const char *path, const model_params *p, model **out, char *err,
     if (m->params.max_batch == 0) m->params.max_batch = 512;
     if (m->params.max_ubatch == 0) m->params.max_ubatch = MODEL_UBATCH;
     if (m->params.max_ubatch < MODEL_UBATCH_MIN) m->params.max_ubatch = MODEL_UBATCH_MIN;
+    const char *lanes = getenv("INFERD_LANES");
+    if (lanes && !strcmp(lanes, "0")) m->params.no_lanes = 1;
 
     rc = gguf_open(path, &m->gguf, err, err_size);
     if (rc) goto fail;
@@ -104,6 +106,8 @@ void model_free(model *m) {
     free(m->output_norm);
     free(m->rope_freqs);
     model_scratch_free(&m->s);
+    for (uint32_t i = 0; i < m->n_lanes; i++) model_scratch_free(&m->lanes[i]);
+    free(m->lanes);
     threadpool_free(m->tp);
     tok_free(m->tok);
     free(m->chat_template);
