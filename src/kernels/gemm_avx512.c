@@ -82,11 +82,14 @@ static inline __attribute__((always_inline)) __m512i dp_bcast(__m512i acc, __m51
 /* y[r*ldy + 0..15] (+)= records rec (16 weight rows, blocks [b0, b0+nb) of
  * the row) . the nr activation rows of one group at a (block b0 first).
  * accumulate: add to y instead of overwriting; mask: the valid columns.
- * pf: records to prefetch, one block's worth per block computed, or NULL.
- * With few activation rows (decode of many sequences) the records come from
- * memory once and are used by one or two row groups, and without it the
- * loads stalled: bench-1b's 2048 x 5632 Q4_0 at 16 rows, 1 thread, went
- * from 269-304 to 341-344 GOP/s (docs/performance.md). */
+ * pf: records to prefetch (into L2), one block's worth per block computed,
+ * or NULL. With few activation rows (decode of many sequences) the records
+ * come from memory once and are used by one or two row groups, and without
+ * it the loads stalled: bench-1b's 2048 x 5632 Q4_0 at 16 rows, 1 thread,
+ * went from 269-304 to 341-344 GOP/s. Into L1 (T0) they pushed a Q8_0
+ * group's own records out (two groups and the activations overflow it):
+ * Q8_0 2048 x 5632 at 16 rows made 281 GOP/s with T0, 346-350 with T1
+ * (docs/performance.md). */
 static inline __attribute__((always_inline)) void mk_x16(const int nr, const int is_q4, const uint8_t *rec,
                                                          int64_t nb, const uint8_t *a, float *y, int64_t ldy,
                                                          int accumulate, __mmask16 mask, const uint8_t *pf) {
@@ -99,7 +102,7 @@ static inline __attribute__((always_inline)) void mk_x16(const int nr, const int
     for (int64_t b = 0; b < nb; b++, rec += rec_bytes, a += 40 * nr) {
         if (pf) {
             const uint8_t *pb = pf + b * (int64_t)rec_bytes;
-            for (int l = 0; l < (int)rec_bytes; l += 64) _mm_prefetch((const char *)pb + l, _MM_HINT_T0);
+            for (int l = 0; l < (int)rec_bytes; l += 64) _mm_prefetch((const char *)pb + l, _MM_HINT_T1);
         }
         __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)rec));
         __m512i acc[MR];
