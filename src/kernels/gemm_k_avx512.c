@@ -388,6 +388,20 @@ static void gemm_k(const mm_weight *w, const void *xq, size_t stride, int64_t n_
                 if (is_q4) expand_q4_K(row, sb0, n, &sl[k]);
                 else expand_q6_K(row, sb0, n, &sl[k]);
             }
+            {
+                /* The next slice's bytes (the same rows further on, or the
+                 * next rows), into L2 while this one computes: Q6_K 2048 x
+                 * 32000 at 16 rows, 1 thread, 95-100 -> 117 GOP/s. */
+                const size_t sbb = is_q4 ? 144 : 210;
+                for (int k = 0; k < WR; k++) {
+                    const int64_t ro = sb0 + n < nsb ? o + k : o + WR + k;
+                    const int64_t s1 = sb0 + n < nsb ? sb0 + n : 0;
+                    if (ro >= w->n_out) break;
+                    const char *p = (const char *)w->data + (size_t)ro * w->row_bytes + (size_t)s1 * sbb;
+                    const int64_t m = nsb - s1 < SLICE_SB ? nsb - s1 : SLICE_SB;
+                    for (size_t l = 0; l < (size_t)m * sbb; l += 64) _mm_prefetch(p + l, _MM_HINT_T1);
+                }
+            }
             for (int64_t r = 0; r < n_rows; r += AR) {
                 int nr = n_rows - r < AR ? (int)(n_rows - r) : AR;
                 const uint8_t *act = (const uint8_t *)xq + (size_t)r * stride;
