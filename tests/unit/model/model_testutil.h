@@ -9,10 +9,12 @@
 
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "inferd.h"
 #include "model/model.h"
@@ -120,6 +122,24 @@ static inline void tu_seq_feed(tu_seq *s, const int32_t *ids, size_t n) {
     s->n_past += (int32_t)n;
     free(pos);
     free(seq);
+}
+
+/* The synth-tiny model of weight type `type` (e.g. "Q8_0"), made by
+ * scripts/make_synth_tiny.sh into $BUILD/testdata (`make unit` runs it),
+ * next to this binary's $BUILD/tests/unit/model/. Returns 1 with its path in
+ * out, or 0 (said so, with what, on stdout) when it is missing. */
+static inline int tu_synth_tiny_path(const char *what, const char *type, char *out, size_t n) {
+    char exe[PATH_MAX / 2];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    cr_assert(len > 0);
+    exe[len] = '\0';
+    char *cut = strstr(exe, "/tests/unit/model/");
+    cr_assert(cut);
+    *cut = '\0';
+    snprintf(out, n, "%s/testdata/synth-tiny-%s.gguf", exe, type);
+    if (access(out, R_OK) == 0) return 1;
+    printf("SKIP %s %s: %s not found (made by scripts/make_synth_tiny.sh)\n", what, type, out);
+    return 0;
 }
 
 static inline model *tu_load(const char *path, int n_threads) {

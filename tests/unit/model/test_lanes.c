@@ -6,9 +6,6 @@
  * types with their own GEMM kernels; batches too small, or whose sequences
  * cannot be cut apart, do not take lanes.
  */
-#include <limits.h>
-#include <unistd.h>
-
 #include "base/util.h"
 #include "model/model_int.h"
 #include "model_testutil.h"
@@ -150,23 +147,11 @@ Test(lanes, interleaved_sequences_and_small_batches_take_no_lanes) {
     model_free(m);
 }
 
-/* synth-tiny files are made by scripts/make_synth_tiny.sh into
- * $BUILD/testdata (`make unit` runs it); a missing one is skipped, said so. */
+/* A missing synth-tiny file is skipped, said so (tu_synth_tiny_path). */
 Test(lanes, quantized_types_lanes_equal_whole_pool) {
     static const char *types[] = {"Q4_0", "Q8_0", "F16", "Q4_K_S"};
-    char exe[PATH_MAX / 2], path[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    cr_assert(len > 0);
-    exe[len] = '\0';
-    char *cut = strstr(exe, "/tests/unit/model/");
-    cr_assert(cut);
-    *cut = '\0';
+    char path[PATH_MAX];
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        snprintf(path, sizeof path, "%s/testdata/synth-tiny-%s.gguf", exe, types[i]);
-        if (access(path, R_OK) != 0) {
-            printf("SKIP lanes %s: %s not found (made by scripts/make_synth_tiny.sh)\n", types[i], path);
-            continue;
-        }
-        expect_same(path, DTYPE_F16);
+        if (tu_synth_tiny_path("lanes", types[i], path, sizeof path)) expect_same(path, DTYPE_F16);
     }
 }

@@ -112,17 +112,10 @@ Test(ubatch, passes_equal_one_pass_bit_for_bit) {
     model_free(split);
 }
 
-/* synth-tiny files are made by scripts/make_synth_tiny.sh into
- * $BUILD/testdata (`make unit` runs it); a missing one is skipped, said so. */
+/* A missing synth-tiny file is skipped, said so (tu_synth_tiny_path). */
 Test(ubatch, quantized_types_passes_equal_one_pass) {
     static const char *types[] = {"Q4_0", "Q8_0", "F16", "Q4_K_S"};
-    char exe[PATH_MAX / 2], path[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    cr_assert(len > 0);
-    exe[len] = '\0';
-    char *cut = strstr(exe, "/tests/unit/model/");
-    cr_assert(cut);
-    *cut = '\0';
+    char path[PATH_MAX];
     /* Passes of 7, and of 148 and 149 (which would leave a last pass of 2
      * and 1 tokens, taken by the kernels' one-row paths for F16 and
      * K-quants); logits from every row, and from scattered rows (1-2 per
@@ -133,11 +126,7 @@ Test(ubatch, quantized_types_passes_equal_one_pass) {
     static const uint32_t sizes[] = {7, 148, 149};
     int n_run = 0;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        snprintf(path, sizeof path, "%s/testdata/synth-tiny-%s.gguf", exe, types[i]);
-        if (access(path, R_OK) != 0) {
-            printf("SKIP ubatch %s: %s not found (made by scripts/make_synth_tiny.sh)\n", types[i], path);
-            continue;
-        }
+        if (!tu_synth_tiny_path("ubatch", types[i], path, sizeof path)) continue;
         model *one = load_path(path, 1u << 20);
         for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
             model *split = load_path(path, sizes[k]);
